@@ -1,0 +1,169 @@
+// The query engine: parses a START query, evaluates it, and turns the value into an atom or a
+// cursor. Importing the ops/ modules registers every supported term.
+import './ops/core.js';
+import './ops/object.js';
+import './ops/sequence.js';
+import './ops/table.js';
+import './ops/write.js';
+import './feeds.js';
+import './ops/extra.js';
+import type { Cursor, Datum, Engine, QueryResult } from './api.js';
+import { isBound } from './datum.js';
+import { compileError, internalError, logicError, ReqlError } from './errors.js';
+import { Ctx, signatures, toDatum, valTypeName, type EngineState, type GlobalOpts } from './eval.js';
+import { FeedHub, openFeed } from './feeds.js';
+import { parseTerm } from './term.js';
+import { Catalog } from '../storage/catalog.js';
+import type { IndexDef, KeyFn } from '../storage/table.js';
+import { T } from './termtypes.js';
+import { DbVal, Feed, Func, Grouped, Single, Stream, type Val } from './values.js';
+import { SERVER_ID, SERVER_NAME } from './ops/table.js';
+
+export interface EngineOptions {
+  /** Where data lives; omitted = in memory only. */
+  dataDir?: string;
+  onWarn?: (msg: string) => void;
+}
+
+export interface EmbeddedEngine extends Engine {
+  stats(): { openFeeds: number; tables: number };
+}
+
+const BATCH_ROWS = 1000;
+
+export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEngine> {
+  // Index functions are compiled lazily against the final state object.
+  let state: EngineState;
+  const compileIndex = (def: IndexDef): KeyFn => {
+    const term = parseTerm(def.fn, signatures);
+    const ctx = new Ctx(state, { db: 'test', arrayLimit: 100_000, changefeedQueueSize: 100_000 });
+    const f = ctx.ev(term);
+    return (row) => {
+      let v: Datum;
+      try {
+        v = ctx.callDatum(f, [row]);
+      } catch {
+        return [];
+      }
+      if (v === null) return [];
+      if (def.multi && Array.isArray(v)) {
+        const seen = new Set<string>();
+        return v.filter((x) => {
+          const k = JSON.stringify(x);
+          if (x === null || seen.has(k)) return false;
+          seen.add(k);
+          return true;
+        });
+      }
+      return [v];
+    };
+  };
+  const catalog = await Catalog.open({ dataDir: opts.dataDir, compileIndex, onWarn: opts.onWarn });
+  state = { catalog, feeds: new FeedHub() };
+
+  function globals(raw: Record<string, unknown>): GlobalOpts {
+    const g: GlobalOpts = { db: 'test', arrayLimit: 100_000, changefeedQueueSize: 100_000 };
+    const base = new Ctx(state, g);
+    for (const [k, v] of Object.entries(raw)) {
+      const val = base.ev(parseTerm(v, signatures));
+      if (k === 'db') {
+        if (!(val instanceof DbVal)) throw logicError(`Expected type DATABASE but found ${valTypeName(val)}.`);
+        g.db = val.name;
+      } else if (k === 'array_limit') {
+        if (typeof val !== 'number' || val < 1) throw logicError(`Illegal array size limit \`${String(val)}\`.  (Must be >= 1.)`);
+        g.arrayLimit = val;
+      } else if (k === 'changefeed_queue_size') {
+        if (typeof val === 'number') g.changefeedQueueSize = val;
+      } else if (k === 'durability') {
+        if (val !== 'hard' && val !== 'soft') throw logicError(`Durability option \`${String(val)}\` unrecognized (options are "hard" and "soft").`);
+        g.durability = val;
+      }
+    }
+    return g;
+  }
+
+  function streamCursor(s: Stream, ctx: Ctx): Cursor {
+    const it = s.iter()[Symbol.iterator]();
+    let done = false;
+    return {
+      notes: [],
+      async next() {
+        if (done) return { items: [], done: true };
+        const items: Datum[] = [];
+        while (items.length < BATCH_ROWS) {
+          const n = it.next();
+          if (n.done) {
+            done = true;
+            break;
+          }
+          items.push(n.value);
+        }
+        void ctx;
+        return { items, done };
+      },
+      close() {
+        done = true;
+      },
+    };
+  }
+
+  async function run(rawTerm: unknown, rawGlobals: Record<string, unknown>): Promise<QueryResult> {
+    let term;
+    try {
+      term = parseTerm(rawTerm, signatures);
+    } catch (e) {
+      if (e instanceof RangeError) throw compileError('Query nested too deeply.');
+      throw e;
+    }
+    const ctx = new Ctx(state, globals(rawGlobals));
+    let val: Val;
+    try {
+      val = ctx.ev(term);
+    } catch (e) {
+      await Promise.allSettled(ctx.pending);
+      throw normalize(e);
+    }
+    let result: QueryResult;
+    try {
+      result = toResult(val, ctx);
+    } catch (e) {
+      await Promise.allSettled(ctx.pending);
+      throw normalize(e);
+    }
+    await Promise.all(ctx.pending);
+    return result;
+  }
+
+  function toResult(val: Val, ctx: Ctx): QueryResult {
+    if (val instanceof Feed) return { kind: 'cursor', cursor: openFeed(ctx, val) };
+    if (val instanceof Stream) {
+      if (val.opts.infinite) return { kind: 'cursor', cursor: streamCursor(val, ctx) };
+      return { kind: 'cursor', cursor: streamCursor(val, ctx) };
+    }
+    if (val instanceof Single) return { kind: 'atom', value: val.doc };
+    if (val instanceof Grouped) return { kind: 'atom', value: toDatum(val, ctx) };
+    if (val instanceof DbVal || val instanceof Func) {
+      throw logicError(`Query result must be of type DATUM, GROUPED_DATA, or STREAM (got ${valTypeName(val)}).`);
+    }
+    if (isBound(val)) throw logicError(`Cannot use \`r.${val.name.toLowerCase()}\` outside of a range.`);
+    return { kind: 'atom', value: toDatum(val, ctx) };
+  }
+
+  return {
+    run,
+    serverInfo: () => ({ id: SERVER_ID, name: SERVER_NAME, proxy: false }),
+    stats: () => ({ openFeeds: state.feeds.open.size, tables: catalog.tables.size }),
+    async close() {
+      state.feeds.closeAll();
+      await catalog.close();
+    },
+  };
+}
+
+function normalize(e: unknown): ReqlError {
+  if (e instanceof ReqlError) return e;
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return compileError('Query nested too deeply.');
+  return internalError(e instanceof Error ? e.message : String(e));
+}
+
+export { T };

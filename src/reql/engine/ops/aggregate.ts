@@ -1,0 +1,2 @@
+// aggregate terms (filled in by its owner).
+export {};

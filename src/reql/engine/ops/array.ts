@@ -1,0 +1,2 @@
+// array terms (filled in by its owner).
+export {};

@@ -1,0 +1,2 @@
+// convert terms (filled in by its owner).
+export {};

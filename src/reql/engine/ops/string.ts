@@ -1,0 +1,2 @@
+// string terms (filled in by its owner).
+export {};

@@ -1,0 +1,2 @@
+// time terms (filled in by its owner).
+export {};

@@ -1,0 +1,75 @@
+// What a term evaluates to. Plain Datums are the common case; the classes below are the
+// non-datum ReQL types (streams, selections, tables, databases, functions, grouped data, feeds).
+import type { Datum } from './datum.js';
+import type { Term } from './term.js';
+import type { Table } from '../storage/table.js';
+import type { FeedSpec } from './feeds.js';
+
+export type StreamType = 'TABLE' | 'TABLE_SLICE' | 'SELECTION<STREAM>' | 'STREAM' | 'SELECTION<ARRAY>';
+
+export interface StreamOpts {
+  /** Set when every element is a whole row of this table, so writes may follow (a selection). */
+  table?: Table;
+  /** What changes() on this stream watches, when it can be watched. */
+  feed?: FeedSpec;
+  /** The index the stream is ordered by (orderBy({index}) or between's index), for limit feeds. */
+  ordered?: { index: string; desc: boolean };
+  /** between() was applied (a second one is an error). */
+  between?: boolean;
+  infinite?: boolean;
+}
+
+export class Stream {
+  constructor(
+    readonly typeName: StreamType,
+    readonly iter: () => Iterable<Datum>,
+    readonly opts: StreamOpts = {},
+  ) {}
+}
+
+/** A single row of a table (get), possibly missing: SELECTION<OBJECT>. */
+export class Single {
+  readonly typeName = 'SELECTION<OBJECT>';
+  constructor(
+    readonly table: Table,
+    readonly key: Datum,
+    readonly feed?: FeedSpec,
+  ) {}
+  get doc(): Datum {
+    return this.table.get(this.key) ?? null;
+  }
+}
+
+export class DbVal {
+  readonly typeName = 'DB';
+  constructor(readonly name: string) {}
+}
+
+export class Func {
+  readonly typeName = 'FUNCTION';
+  constructor(
+    readonly params: number[],
+    readonly body: Term,
+    readonly scope: Map<number, Val>,
+    /** a native function (for implicit row functions built by the engine) */
+    readonly native?: (args: Val[]) => Val,
+  ) {}
+}
+
+/** group() output: a list of [group key, reduction or rows] in key order. */
+export class Grouped {
+  readonly typeName = 'GROUPED_DATA';
+  constructor(readonly groups: Array<[Datum, Val]>) {}
+}
+
+/** changes() output; filter/map/pluck on it apply to each change. */
+export class Feed {
+  readonly typeName = 'STREAM';
+  constructor(
+    readonly spec: FeedSpec,
+    readonly options: { squash: boolean | number; includeInitial: boolean; includeStates: boolean; includeTypes: boolean; includeOffsets: boolean; changefeedQueueSize: number },
+    readonly transforms: Array<(change: Datum) => Datum | undefined> = [],
+  ) {}
+}
+
+export type Val = Datum | Stream | Single | DbVal | Func | Grouped | Feed | import('./datum.js').Key;

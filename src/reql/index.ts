@@ -1,0 +1,38 @@
+// The embedded ReQL server: a RethinkDB-compatible server in-process, reached over the wire.
+// It knows nothing of the chat application.
+import { createEngine } from './engine/index.js';
+import { startWireServer } from './wire/server.js';
+
+export interface ReqlServerOptions {
+  /** 0 (default) picks a free port */
+  port?: number;
+  /** default 127.0.0.1: loopback unless told otherwise */
+  host?: string;
+  /** data directory; when absent (or inMemory) nothing is written to disk */
+  dataDir?: string;
+  inMemory?: boolean;
+  /** the admin user's password (default empty, as RethinkDB's) */
+  password?: string;
+  onWarn?: (msg: string) => void;
+}
+
+export interface ReqlServer {
+  host: string;
+  port: number;
+  stats(): { connections: number; openFeeds: number };
+  close(): Promise<void>;
+}
+
+export async function startReqlServer(opts: ReqlServerOptions = {}): Promise<ReqlServer> {
+  const engine = await createEngine({ dataDir: opts.inMemory ? undefined : opts.dataDir, onWarn: opts.onWarn });
+  const wire = await startWireServer({ engine, host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, password: opts.password ?? '' });
+  return {
+    host: wire.host,
+    port: wire.port,
+    stats: () => ({ connections: wire.connectionCount(), openFeeds: engine.stats().openFeeds }),
+    async close() {
+      await wire.close();
+      await engine.close();
+    },
+  };
+}

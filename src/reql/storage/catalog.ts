@@ -1,0 +1,203 @@
+// Databases and tables, and how their changes reach the durable log. Every mutation goes
+// through here, so the log is the single source of truth on restart.
+import { randomUUID } from 'node:crypto';
+import type { Datum, DatumObject } from '../engine/datum.js';
+import { openLog, type DurableLog } from './log.js';
+import { Table, type IndexDef, type KeyFn, type RowChange } from './table.js';
+
+export type Durability = 'hard' | 'soft';
+
+type LogRecord =
+  | { k: 'db'; id: string; name: string }
+  | { k: 'dbdrop'; name: string }
+  | { k: 'table'; id: string; db: string; name: string; pk: string; durability: Durability }
+  | { k: 'tabledrop'; id: string }
+  | { k: 'index'; t: string; def: IndexDef }
+  | { k: 'indexdrop'; t: string; name: string }
+  | { k: 'indexrename'; t: string; from: string; to: string }
+  | { k: 'put'; t: string; key: Datum; row: DatumObject | null };
+
+export interface CatalogOptions {
+  dataDir?: string;
+  /** Compiles a stored index function into a key extractor (the engine knows ReQL; storage does not). */
+  compileIndex: (def: IndexDef) => KeyFn;
+  onWarn?: (msg: string) => void;
+}
+
+export class Catalog {
+  readonly dbs = new Map<string, { id: string; name: string }>();
+  readonly tables = new Map<string, Table>();
+  private log?: DurableLog;
+  private compacting = false;
+  /** row records in the log file; compared with live rows to decide when to compact */
+  private loggedRows = 0;
+
+  private constructor(private readonly opts: CatalogOptions) {}
+
+  static async open(opts: CatalogOptions): Promise<Catalog> {
+    const cat = new Catalog(opts);
+    if (opts.dataDir) {
+      const pendingIndexes: Array<[Table, IndexDef]> = [];
+      cat.log = await openLog({ dir: opts.dataDir }, (rec) => cat.replay(rec as LogRecord, pendingIndexes), opts.onWarn);
+      // Indexes are built once after replay rather than maintained through every replayed write.
+      for (const [table, def] of pendingIndexes) {
+        if (cat.tables.get(table.id) === table && table.indexes.has(def.name) === false) {
+          table.addIndex(def, opts.compileIndex(def));
+        }
+      }
+    } else {
+      cat.createDbNow('test');
+    }
+    if (opts.dataDir && cat.dbs.size === 0) await cat.createDb('test');
+    return cat;
+  }
+
+  private replay(rec: LogRecord, pending: Array<[Table, IndexDef]>): void {
+    switch (rec.k) {
+      case 'db':
+        this.dbs.set(rec.name, { id: rec.id, name: rec.name });
+        break;
+      case 'dbdrop':
+        this.dropDbNow(rec.name);
+        break;
+      case 'table':
+        this.tables.set(rec.id, new Table(rec.id, rec.db, rec.name, rec.pk, rec.durability));
+        break;
+      case 'tabledrop':
+        this.tables.delete(rec.id);
+        break;
+      case 'index': {
+        const t = this.tables.get(rec.t);
+        if (t) pending.push([t, rec.def]);
+        break;
+      }
+      case 'indexdrop': {
+        const i = pending.findIndex(([t, d]) => t.id === rec.t && d.name === rec.name);
+        if (i >= 0) pending.splice(i, 1);
+        break;
+      }
+      case 'indexrename': {
+        const p = pending.find(([t, d]) => t.id === rec.t && d.name === rec.from);
+        if (p) p[1] = { ...p[1], name: rec.to };
+        break;
+      }
+      case 'put': {
+        this.loggedRows++;
+        const t = this.tables.get(rec.t);
+        if (!t) break;
+        if (rec.row) t.rows.set(rec.key, rec.row);
+        else t.rows.delete(rec.key);
+        break;
+      }
+    }
+  }
+
+  private async write(records: LogRecord[], durability: Durability): Promise<void> {
+    if (!this.log) return;
+    this.loggedRows += records.length;
+    const written = this.log.append(records, durability);
+    this.maybeCompact();
+    await written;
+  }
+
+  private maybeCompact(): void {
+    const log = this.log;
+    if (!log || this.compacting) return;
+    let live = 0;
+    for (const t of this.tables.values()) live += t.rows.size;
+    // History may be at most as large again as live data (and small logs are left alone).
+    if (this.loggedRows < 100_000 || this.loggedRows < 2 * live) return;
+    this.compacting = true;
+    this.loggedRows = live;
+    // The snapshot is taken synchronously, so writes after this point land after it in the new file.
+    const snapshot = [...this.snapshot()];
+    log.compact(snapshot).finally(() => {
+      this.compacting = false;
+    });
+  }
+
+  private *snapshot(): Iterable<LogRecord> {
+    for (const db of this.dbs.values()) yield { k: 'db', id: db.id, name: db.name };
+    for (const t of this.tables.values()) {
+      yield { k: 'table', id: t.id, db: t.db, name: t.name, pk: t.primaryKey, durability: t.durability };
+      for (const idx of t.indexes.values()) yield { k: 'index', t: t.id, def: idx.def };
+      for (const [key, row] of t.rows.entries()) yield { k: 'put', t: t.id, key: key as Datum, row };
+    }
+  }
+
+  // --- databases ---
+  private createDbNow(name: string): { id: string; name: string } {
+    const db = { id: randomUUID(), name };
+    this.dbs.set(name, db);
+    return db;
+  }
+  async createDb(name: string): Promise<{ id: string; name: string }> {
+    const db = this.createDbNow(name);
+    await this.write([{ k: 'db', id: db.id, name }], 'hard');
+    return db;
+  }
+  private dropDbNow(name: string): Table[] {
+    this.dbs.delete(name);
+    const dropped = [...this.tables.values()].filter((t) => t.db === name);
+    for (const t of dropped) this.tables.delete(t.id);
+    return dropped;
+  }
+  /** Drops the database and its tables; returns the dropped tables. */
+  dropDb(name: string): { tables: Table[]; done: Promise<void> } {
+    const tables = this.dropDbNow(name);
+    return { tables, done: this.write([{ k: 'dbdrop', name }], 'hard') };
+  }
+
+  // --- tables ---
+  findTable(db: string, name: string): Table | undefined {
+    for (const t of this.tables.values()) if (t.db === db && t.name === name) return t;
+    return undefined;
+  }
+  tablesOf(db: string): Table[] {
+    return [...this.tables.values()].filter((t) => t.db === db);
+  }
+  createTable(db: string, name: string, pk: string, durability: Durability): { table: Table; done: Promise<void> } {
+    const t = new Table(randomUUID(), db, name, pk, durability);
+    this.tables.set(t.id, t);
+    return { table: t, done: this.write([{ k: 'table', id: t.id, db, name, pk, durability }], 'hard') };
+  }
+  dropTable(t: Table): Promise<void> {
+    this.tables.delete(t.id);
+    return this.write([{ k: 'tabledrop', id: t.id }], 'hard');
+  }
+
+  // --- indexes ---
+  createIndex(t: Table, def: IndexDef): Promise<void> {
+    t.addIndex(def, this.opts.compileIndex(def));
+    return this.write([{ k: 'index', t: t.id, def }], 'hard');
+  }
+  dropIndex(t: Table, name: string): Promise<void> {
+    t.indexes.delete(name);
+    return this.write([{ k: 'indexdrop', t: t.id, name }], 'hard');
+  }
+  renameIndex(t: Table, from: string, to: string): Promise<void> {
+    const idx = t.indexes.get(from)!;
+    t.indexes.delete(from);
+    idx.def = { ...idx.def, name: to };
+    t.indexes.set(to, idx);
+    return this.write([{ k: 'indexrename', t: t.id, from, to }], 'hard');
+  }
+
+  // --- rows ---
+  /** Applies row changes in memory at once (feeds see them now) and resolves when durable. */
+  commit(t: Table, changes: RowChange[], durability: Durability): Promise<void> {
+    if (changes.length === 0) return Promise.resolve();
+    t.apply(changes);
+    const pk = t.primaryKey;
+    const records: LogRecord[] = changes.map((c) => ({ k: 'put', t: t.id, key: (c.new ?? c.old)![pk], row: c.new }));
+    return this.write(records, durability);
+  }
+
+  sync(): Promise<void> {
+    return this.log ? this.log.sync() : Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    await this.log?.close();
+  }
+}
