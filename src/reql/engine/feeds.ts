@@ -3,7 +3,7 @@
 import { ResponseNote } from '../proto.js';
 import type { Cursor, Batch } from './api.js';
 import { compare, equal, isObject, MAXVAL, MINVAL, type Datum, type DatumObject, type Key } from './datum.js';
-import { logicError, opFailed, resourceLimit } from './errors.js';
+import { logicError, opFailed, ReqlError } from './errors.js';
 import { def, num, toDatum, type Ctx } from './eval.js';
 import type { RowChange, Table } from '../storage/table.js';
 import { T } from './termtypes.js';
@@ -26,7 +26,7 @@ export interface FeedSpec {
 
 /** Adds a transform over change objects of an existing feed (filter/map/pluck after changes()). */
 export function withTransform(feed: Feed, f: (change: Datum) => Datum, pred?: (change: Datum) => boolean): Feed {
-  return new Feed(feed.spec, feed.options, [...feed.transforms, (ch) => (pred && !pred(ch) ? undefined : f(ch))]);
+  return new Feed(feed.spec, feed.options, [...feed.transforms, (ch) => (pred && !pred(ch) ? undefined : f(ch))], feed.limit);
 }
 
 /** Counts open feeds (for stats) and closes them all on shutdown. */
@@ -41,7 +41,11 @@ def(T.CHANGES, 1, 1, (c, t) => {
   const src = c.ev(t.args[0]);
   const o = (name: string) => c.opt(t, name);
   const squashOpt = o('squash');
-  const squash = squashOpt === undefined ? true : typeof squashOpt === 'boolean' ? squashOpt : num(squashOpt);
+  if (squashOpt !== undefined && typeof squashOpt !== 'boolean' && typeof squashOpt !== 'number') {
+    throw logicError(`Expected BOOL or NUMBER but found ${squashOpt === null ? 'NULL' : typeof squashOpt === 'string' ? 'STRING' : Array.isArray(squashOpt) ? 'ARRAY' : 'OBJECT'}.`);
+  }
+  if (typeof squashOpt === 'number' && squashOpt < 0) throw logicError('Expected BOOL or a positive NUMBER but found a negative NUMBER.');
+  const squash = squashOpt === undefined ? true : squashOpt;
   const options = {
     squash,
     includeInitial: o('include_initial') === true,
@@ -64,9 +68,15 @@ def(T.CHANGES, 1, 1, (c, t) => {
 function applyRow(spec: FeedSpec, row: Datum | null): Datum | null {
   if (row === null) return null;
   let v: Datum | undefined = row;
-  for (const tr of spec.transforms) {
-    v = tr(v);
-    if (v === undefined) return null;
+  try {
+    for (const tr of spec.transforms) {
+      v = tr(v);
+      if (v === undefined) return null;
+    }
+  } catch (e) {
+    // A row the feed's map/filter fails on is left out of the feed, as RethinkDB does.
+    if (e instanceof ReqlError) return null;
+    throw e;
   }
   return v;
 }
@@ -92,6 +102,8 @@ export class FeedCursor implements Cursor {
   private window: DatumObject[] = [];
   private readonly listener: (changes: RowChange[]) => void;
   private squashTimer?: NodeJS.Timeout;
+  /** how many more changes feed.limit(n) lets through */
+  private remaining: number;
 
   constructor(
     private readonly c: Ctx,
@@ -99,12 +111,13 @@ export class FeedCursor implements Cursor {
   ) {
     const { spec, options } = feed;
     const src = spec.source;
+    this.remaining = feed.limit ?? Infinity;
     this.notes = [src.kind === 'point' ? ResponseNote.ATOM_FEED : src.kind === 'limit' ? ResponseNote.ORDER_BY_LIMIT_FEED : ResponseNote.SEQUENCE_FEED];
     if (options.includeStates) this.notes.push(ResponseNote.INCLUDES_STATES);
-    if (options.includeStates) this.push({ state: 'initializing' }, true);
+    if (options.includeStates && options.includeInitial) this.push(this.typed({ state: 'initializing' }, 'state'), true);
     if (src.kind === 'limit') this.window = this.computeWindow();
     if (options.includeInitial) for (const v of this.initialValues()) this.push(this.typed({ new_val: v }, 'initial'), true);
-    if (options.includeStates) this.push({ state: 'ready' }, true);
+    if (options.includeStates) this.push(this.typed({ state: 'ready' }, 'state'), true);
     this.listener = (changes) => this.onChanges(changes);
     spec.table.listeners.add(this.listener);
     c.state.feeds.open.add(this);
@@ -246,10 +259,15 @@ export class FeedCursor implements Cursor {
 
   private push(change: Datum, initial = false, key?: Datum): void {
     let v: Datum | undefined = change;
-    if (!initial || !isObject(change) || change.state === undefined) {
-      for (const tr of this.feed.transforms) {
-        v = tr(v);
-        if (v === undefined) return;
+    if (!isObject(change) || change.state === undefined) {
+      try {
+        for (const tr of this.feed.transforms) {
+          v = tr(v);
+          if (v === undefined) return;
+        }
+      } catch (e) {
+        if (e instanceof ReqlError) return;
+        throw e;
       }
     }
     if (this.feed.options.squash !== false && key !== undefined && !initial) {
@@ -266,6 +284,7 @@ export class FeedCursor implements Cursor {
     }
     if (this.queue.length >= this.feed.options.changefeedQueueSize) {
       this.skipped++;
+      this.wake();
       return;
     }
     this.queue.push(v);
@@ -287,9 +306,10 @@ export class FeedCursor implements Cursor {
     for (;;) {
       if (this.closed) return { items: [], done: true };
       if (this.skipped > 0) {
+        // RethinkDB reports an overflow in-band, as an error item before what it kept.
         const n = this.skipped;
         this.skipped = 0;
-        throw resourceLimit(`Changefeed cache over array size limit, skipped ${n} elements.`);
+        return { items: [{ error: `Changefeed cache over array size limit, skipped ${n} elements.` }, ...this.queue.splice(0, 10_000)], done: false };
       }
       if (this.error) {
         const e = this.error;
@@ -302,7 +322,12 @@ export class FeedCursor implements Cursor {
           await new Promise<void>((res) => (this.squashTimer = setTimeout(res, sq * 1000)));
           this.squashTimer = undefined;
         }
-        const items = this.queue.splice(0, 10_000);
+        const items = this.queue.splice(0, Math.min(10_000, this.remaining));
+        this.remaining -= items.length;
+        if (this.remaining <= 0) {
+          this.close();
+          return { items, done: true };
+        }
         return { items, done: false };
       }
       await new Promise<void>((res) => (this.waiter = res));

@@ -69,6 +69,8 @@ export class Feed {
     readonly spec: FeedSpec,
     readonly options: { squash: boolean | number; includeInitial: boolean; includeStates: boolean; includeTypes: boolean; includeOffsets: boolean; changefeedQueueSize: number },
     readonly transforms: Array<(change: Datum) => Datum | undefined> = [],
+    /** feed.limit(n): the feed ends after n changes */
+    readonly limit?: number,
   ) {}
 }
 

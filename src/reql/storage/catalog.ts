@@ -2,7 +2,7 @@
 // through here, so the log is the single source of truth on restart.
 import { randomUUID } from 'node:crypto';
 import type { Datum, DatumObject } from '../engine/datum.js';
-import { openLog, type DurableLog } from './log.js';
+import type { DurableLog } from './log.js';
 import { Table, type IndexDef, type KeyFn, type RowChange } from './table.js';
 
 export type Durability = 'hard' | 'soft';
@@ -38,6 +38,8 @@ export class Catalog {
     const cat = new Catalog(opts);
     if (opts.dataDir) {
       const pendingIndexes: Array<[Table, IndexDef]> = [];
+      // Loaded only when there is something to persist.
+      const { openLog } = await import('./log.js');
       cat.log = await openLog({ dir: opts.dataDir }, (rec) => cat.replay(rec as LogRecord, pendingIndexes), opts.onWarn);
       // Indexes are built once after replay rather than maintained through every replayed write.
       for (const [table, def] of pendingIndexes) {
@@ -188,6 +190,7 @@ export class Catalog {
   commit(t: Table, changes: RowChange[], durability: Durability): Promise<void> {
     if (changes.length === 0) return Promise.resolve();
     t.apply(changes);
+    if (this.tables.get(t.id) !== t) return Promise.resolve(); // scratch tables are not persisted
     const pk = t.primaryKey;
     const records: LogRecord[] = changes.map((c) => ({ k: 'put', t: t.id, key: (c.new ?? c.old)![pk], row: c.new }));
     return this.write(records, durability);

@@ -99,9 +99,11 @@ function intArg(v: Datum, what: string): number {
 }
 
 def(T.LIMIT, 2, 2, (c, t) => {
-  const src = seqArg(c, c.ev(t.args[0]));
+  const v = c.ev(t.args[0]);
   const n = num(c.datum(t.args[1]));
   if (n < 0) throw logicError('LIMIT takes a non-negative argument (got ' + n + ')');
+  if (v instanceof Feed) return new Feed(v.spec, v.options, v.transforms, Math.min(n, v.limit ?? Infinity));
+  const src = seqArg(c, v);
   const out = derive(src, function* (items) {
     if (n === 0) return;
     let i = 0;
@@ -300,6 +302,7 @@ export function sortRows(rows: Datum[], keys: SortKey[]): Datum[] {
 
 def(T.ORDER_BY, 1, Infinity, (c, t) => {
   const src = c.ev(t.args[0]);
+  if (src instanceof Feed) throw logicError('Cannot call a terminal (`reduce`, `count`, etc.) on an infinite stream (such as a changefeed).');
   const specs = t.args.slice(1).map((a) => c.ev(a));
   const indexOpt = t.optargs.index ? c.ev(t.optargs.index) : undefined;
   if (indexOpt !== undefined) {

@@ -5,7 +5,7 @@ import { logicError, opFailed } from '../errors.js';
 import { def, str, toDatum, valTypeName, type Ctx } from '../eval.js';
 import { T } from '../termtypes.js';
 import { DbVal, Func, Single, Stream, type Val } from '../values.js';
-import type { Table } from '../../storage/table.js';
+import { Table as TableClass, type Table } from '../../storage/table.js';
 import { opIndexMissing } from './sequence.js';
 import type { Term } from '../term.js';
 
@@ -109,8 +109,20 @@ export function tableStream(table: Table): Stream {
   return new Stream('TABLE', () => table.scan(), { table, feed: { table, source: { kind: 'table' }, transforms: [] } });
 }
 
+// `rethinkdb._debug_scratch` is a writable in-memory table, as in RethinkDB's test setups.
+const scratch = new WeakMap<object, Table>();
+function scratchTable(c: Ctx): Table {
+  let t = scratch.get(c.state.catalog);
+  if (!t) {
+    t = new TableClass(randomUUID(), SYSTEM_DB, '_debug_scratch', 'id');
+    scratch.set(c.state.catalog, t);
+  }
+  return t;
+}
+
 def(T.TABLE, 1, 2, (c, t) => {
   const [dbv, name] = t.args.length === 2 ? [dbName(c, c.ev(t.args[0])), str(c.datum(t.args[1]))] : [c.global.db, str(c.datum(t.args[0]))];
+  if (dbv === SYSTEM_DB && name === '_debug_scratch') return tableStream(scratchTable(c));
   checkName('Table', name);
   if (dbv === SYSTEM_DB) return systemTable(c, name);
   return tableStream(resolveTable(c, dbv, name));

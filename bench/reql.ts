@@ -1,0 +1,203 @@
+// `npm run bench:reql`: figures for the embedded ReQL server, measured over the wire with
+// rethinkdb-ts against the standalone server in its own process (so its memory is its own).
+//   npm run bench:reql -- [--docs 1000000] [--quick] [--server HOST:PORT] [--json FILE]
+// With --server it measures any RethinkDB instead (no RSS/restart figures then).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { r, type Connection } from 'rethinkdb-ts';
+
+const { values } = parseArgs({
+  options: {
+    docs: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    server: { type: 'string' },
+    json: { type: 'string' },
+  },
+});
+const DOCS = Number(values.docs ?? (values.quick ? 100_000 : 1_000_000));
+const DB = 'bench';
+const results: Record<string, number | string> = { docs: DOCS };
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+const ms = (ns: bigint) => Number(ns) / 1e6;
+const now = () => process.hrtime.bigint();
+
+async function startServer(dir: string, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/reql/cli.ts', '--port', String(port), '--data', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (b: Buffer) => b.toString().includes('serving') && resolve());
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return child;
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+function chatDoc(i: number): Record<string, unknown> {
+  return {
+    id: `m${String(i).padStart(9, '0')}`,
+    room: `room-${i % 1000}`,
+    author: { name: `user${i % 5000}` },
+    body: `message number ${i}: the quick brown fox jumps over the lazy dog, again and again`,
+    sent: new Date(1_700_000_000_000 + i * 10),
+  };
+}
+
+async function main(): Promise<void> {
+  let child: ChildProcess | undefined;
+  let dir: string | undefined;
+  let host = '127.0.0.1';
+  let port = 28100 + Math.floor(Math.random() * 500);
+  if (values.server) {
+    [host, port] = [values.server.split(':')[0], Number(values.server.split(':')[1])];
+  } else {
+    dir = mkdtempSync(join(tmpdir(), 'reql-bench-'));
+    child = await startServer(dir, port);
+  }
+  const conn: Connection = await r.connect({ host, port });
+  try {
+    await r.dbCreate(DB).run(conn).catch(() => undefined);
+    await r.db(DB).tableCreate('w').run(conn).catch(() => undefined);
+    await r.db(DB).tableCreate('msgs').run(conn).catch(() => undefined);
+    const w = r.db(DB).table('w');
+    const msgs = r.db(DB).table('msgs');
+
+    // Single-document inserts, several in flight (as a busy app would), per durability.
+    for (const durability of ['hard', 'soft'] as const) {
+      const N = values.quick ? 2000 : 10_000;
+      const CONC = 32;
+      const t0 = now();
+      let next = 0;
+      await Promise.all(Array.from({ length: CONC }, async () => {
+        while (next < N) {
+          const i = next++;
+          await w.insert({ id: `${durability}-${i}`, v: i }, { durability }).run(conn);
+        }
+      }));
+      results[`insert_${durability}_per_s`] = Math.round(N / (ms(now() - t0) / 1000));
+    }
+
+    // Point reads.
+    {
+      const N = values.quick ? 5000 : 20_000;
+      const CONC = 32;
+      const t0 = now();
+      let next = 0;
+      await Promise.all(Array.from({ length: CONC }, async () => {
+        while (next < N) {
+          const i = next++;
+          await w.get(`soft-${i % 1000}`).run(conn);
+        }
+      }));
+      results.point_reads_per_s = Math.round(N / (ms(now() - t0) / 1000));
+    }
+
+    // Load the chat-sized table in batches, then index it.
+    await msgs.indexCreate('room_sent', [r.row('room'), r.row('sent')]).run(conn).catch(() => undefined);
+    {
+      const BATCH = 1000;
+      const t0 = now();
+      for (let i = 0; i < DOCS; i += BATCH) {
+        const docs = [];
+        for (let j = i; j < Math.min(DOCS, i + BATCH); j++) docs.push(chatDoc(j));
+        await msgs.insert(docs, { durability: 'soft' }).run(conn);
+      }
+      await r.db(DB).table('msgs').sync().run(conn);
+      results.bulk_load_docs_per_s = Math.round(DOCS / (ms(now() - t0) / 1000));
+    }
+
+    // Index range read: the last 50 messages of one room out of DOCS.
+    {
+      const lat: number[] = [];
+      for (let k = 0; k < 200; k++) {
+        const room = `room-${(k * 37) % 1000}`;
+        const t0 = now();
+        const rows = await msgs.between([room, r.minval], [room, r.maxval], { index: 'room_sent' }).orderBy({ index: r.desc('room_sent') }).limit(50).run(conn);
+        lat.push(ms(now() - t0));
+        if (rows.length !== 50 && DOCS >= 50_000) throw new Error(`expected 50 rows, got ${rows.length}`);
+      }
+      lat.sort((a, b) => a - b);
+      results.index_range_50_p50_ms = +pct(lat, 50).toFixed(3);
+      results.index_range_50_p99_ms = +pct(lat, 99).toFixed(3);
+    }
+
+    // Changefeed delivery latency with 100 open feeds (one per room), writes spread over them.
+    {
+      await r.db(DB).tableCreate('feedbench').run(conn).catch(() => undefined);
+      const fb = r.db(DB).table('feedbench');
+      await fb.indexCreate('room').run(conn).catch(() => undefined);
+      await fb.indexWait().run(conn);
+      const feedConn = await r.connect({ host, port });
+      const lat: number[] = [];
+      const cursors = await Promise.all(Array.from({ length: 100 }, (_, i) => fb.getAll(`r${i}`, { index: 'room' }).changes().getCursor(feedConn)));
+      const pending = new Map<string, bigint>();
+      for (const cur of cursors) {
+        void (async () => {
+          try {
+            for await (const ch of cur as AsyncIterable<{ new_val: { id: string } | null }>) {
+              const id = ch.new_val?.id;
+              const t = id ? pending.get(id) : undefined;
+              if (t !== undefined) lat.push(ms(now() - t));
+            }
+          } catch {
+            /* closed */
+          }
+        })();
+      }
+      const N = values.quick ? 1000 : 5000;
+      for (let i = 0; i < N; i++) {
+        const id = `f${i}`;
+        pending.set(id, now());
+        await fb.insert({ id, room: `r${i % 100}` }, { durability: 'soft' }).run(conn);
+        if (i % 50 === 0) await new Promise((res) => setTimeout(res, 1));
+      }
+      await new Promise((res) => setTimeout(res, 500));
+      await Promise.all(cursors.map((c) => c.close()));
+      await feedConn.close();
+      lat.sort((a, b) => a - b);
+      results.feed_latency_samples = lat.length;
+      results.feed_latency_p50_ms = +pct(lat, 50).toFixed(3);
+      results.feed_latency_p99_ms = +pct(lat, 99).toFixed(3);
+    }
+  } finally {
+    await conn.close();
+  }
+
+  if (child && dir) {
+    results.server_rss_mib = rssMiB(child.pid!);
+    child.kill('SIGTERM');
+    await new Promise((res) => child!.once('exit', res));
+    const t0 = now();
+    const again = await startServer(dir, port);
+    const c2 = await r.connect({ host, port });
+    const count = await r.db(DB).table('msgs').count().run(c2);
+    results.restart_ms = Math.round(ms(now() - t0));
+    results.restart_rss_mib = rssMiB(again.pid!);
+    if (count !== DOCS) throw new Error(`after restart: ${count} docs, expected ${DOCS}`);
+    await c2.close();
+    again.kill('SIGTERM');
+    await new Promise((res) => again.once('exit', res));
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const width = Math.max(...Object.keys(results).map((k) => k.length));
+  for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(width)}  ${v}`);
+  if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
