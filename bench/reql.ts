@@ -161,7 +161,7 @@ async function main(): Promise<void> {
         if (i % 50 === 0) await new Promise((res) => setTimeout(res, 1));
       }
       await new Promise((res) => setTimeout(res, 500));
-      await Promise.all(cursors.map((c) => c.close()));
+      await Promise.all(cursors.map((c) => (c as unknown as { close(): Promise<void> }).close()));
       await feedConn.close();
       lat.sort((a, b) => a - b);
       results.feed_latency_samples = lat.length;

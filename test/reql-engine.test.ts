@@ -1,7 +1,7 @@
 // The ReQL the chat app, endex and the driver rely on, run through rethinkdb-ts against the
 // embedded server over TCP.
 import t from 'tap';
-import { r, type Connection } from 'rethinkdb-ts';
+import { r, type Connection, type RDatum } from 'rethinkdb-ts';
 import endex from 'endex';
 import { startReqlServer, type ReqlServer } from '../src/reql/index.js';
 
@@ -24,7 +24,7 @@ async function nextItems<T>(cursor: { next(): Promise<T> }, n: number): Promise<
 }
 
 t.test('endex ensures a schema, twice, without errors or duplicates', async (t) => {
-  const schema = () => endex({ r }).db('chat').table('messages').index('room_sent', [r.row('room'), r.row('sent')]).index('author').table('rooms');
+  const schema = () => endex({ r }).db('chat').table('messages').index('room_sent', (row: RDatum) => [row('room'), row('sent')]).index('author').table('rooms');
   const c1 = await r.connect({ host: server.host, port: server.port });
   await schema().run(c1);
   await schema().run(c1);
@@ -66,7 +66,7 @@ t.test('the "last N then live" feed hands over history and changes atomically', 
     .run(conn);
   const start = await nextItems(feed, 5);
   t.same(start[0], { state: 'initializing', type: 'state' });
-  t.same(start.slice(1, 4).map((c: { new_val: { sent: number } }) => c.new_val.sent), [4, 3, 2], 'newest three, newest first');
+  t.same(start.slice(1, 4).map((c) => (c as { new_val: { sent: number } }).new_val.sent), [4, 3, 2], 'newest three, newest first');
   t.same(start[4], { state: 'ready', type: 'state' });
   await f.insert({ id: 'b1', room: 'b', sent: 200 }).run(conn); // another room: not in this feed
   await f.insert({ id: 'a5', room: 'a', sent: 5 }).run(conn);
@@ -105,7 +105,7 @@ t.test('writes: conflicts, returnChanges, atomic branch updates, errors are coun
   t.match(await w.insert({ id: 1, n: 3 }, { conflict: 'replace' }).run(conn), { unchanged: 1 });
   const gen = await w.insert({ n: 9 }).run(conn);
   t.match(gen.generated_keys?.[0], /^[0-9a-f-]{36}$/);
-  t.match(await w.get(1).update((row) => r.branch(row('n').lt(10), { n: row('n').add(1) }, {})).run(conn), { replaced: 1 });
+  t.match(await w.get(1).update((row: RDatum) => r.branch(row('n').lt(10), { n: row('n').add(1) }, {})).run(conn), { replaced: 1 });
   t.equal(await w.get(1)('n').run(conn), 4);
   t.match(await w.get(404).update({ n: 1 }).run(conn), { skipped: 1 });
   await t.rejects(w.get(1).update(() => ({ n: r.js('1') })).run(conn), /deterministic|JAVASCRIPT/);

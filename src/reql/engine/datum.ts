@@ -16,8 +16,11 @@ export const isBound = (v: unknown): v is Bound => v instanceof Bound;
 
 export const ARRAY_LIMIT = 100_000;
 
+/** A plain JSON object (not an array, and not one of the engine's value classes). */
 export function isObject(v: unknown): v is DatumObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Bound);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 export function isTime(v: unknown): v is { $reql_type$: 'TIME'; epoch_time: number; timezone: string } {
   return isObject(v) && v.$reql_type$ === 'TIME';

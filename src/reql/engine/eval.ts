@@ -133,7 +133,9 @@ export function toDatum(v: Val, c?: Ctx): Datum {
     return out;
   }
   if (v instanceof Single) return v.doc;
-  if (isBound(v)) throw logicError(`Cannot use \`r.${v.name.toLowerCase()}\` outside of a range.`);
+  // minval/maxval pass through as values (e.g. inside compound index bounds); the engine
+  // refuses them only as a query's final result.
+  if (isBound(v)) return v as unknown as Datum;
   if (v instanceof DbVal) throw logicError(`Expected type DATUM but found DATABASE:\ndb("${v.name}").`);
   if (v instanceof Func) throw logicError('Expected type DATUM but found FUNCTION:\n<function>.');
   if (v instanceof Grouped) return groupedToDatum(v, c);

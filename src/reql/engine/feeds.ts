@@ -102,6 +102,7 @@ export class FeedCursor implements Cursor {
   private window: DatumObject[] = [];
   private readonly listener: (changes: RowChange[]) => void;
   private squashTimer?: NodeJS.Timeout;
+  private started = false;
   /** how many more changes feed.limit(n) lets through */
   private remaining: number;
 
@@ -322,6 +323,7 @@ export class FeedCursor implements Cursor {
           await new Promise<void>((res) => (this.squashTimer = setTimeout(res, sq * 1000)));
           this.squashTimer = undefined;
         }
+        this.started = true;
         const items = this.queue.splice(0, Math.min(10_000, this.remaining));
         this.remaining -= items.length;
         if (this.remaining <= 0) {
@@ -329,6 +331,11 @@ export class FeedCursor implements Cursor {
           return { items, done: true };
         }
         return { items, done: false };
+      }
+      // The first batch answers START at once, even empty, so the client gets its cursor.
+      if (!this.started) {
+        this.started = true;
+        return { items: [], done: false };
       }
       await new Promise<void>((res) => (this.waiter = res));
     }

@@ -45,12 +45,13 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
       } catch {
         return [];
       }
-      if (v === null) return [];
+      // Rows whose index value is null, minval or maxval are not in the index.
+      if (v === null || isBound(v)) return [];
       if (def.multi && Array.isArray(v)) {
         const seen = new Set<string>();
         return v.filter((x) => {
           const k = JSON.stringify(x);
-          if (x === null || seen.has(k)) return false;
+          if (x === null || isBound(x) || seen.has(k)) return false;
           seen.add(k);
           return true;
         });
@@ -67,8 +68,10 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
     for (const [k, v] of Object.entries(raw)) {
       const val = base.ev(parseTerm(v, signatures));
       if (k === 'db') {
-        if (!(val instanceof DbVal)) throw logicError(`Expected type DATABASE but found ${valTypeName(val)}.`);
-        g.db = val.name;
+        // rethinkdb-ts sends the connection's default database as a plain string.
+        if (typeof val === 'string') g.db = val;
+        else if (val instanceof DbVal) g.db = val.name;
+        else throw logicError(`Expected type DATABASE but found ${valTypeName(val)}.`);
       } else if (k === 'array_limit') {
         if (typeof val !== 'number' || val < 1) throw logicError(`Illegal array size limit \`${String(val)}\`.  (Must be >= 1.)`);
         g.arrayLimit = val;

@@ -326,7 +326,7 @@ def(T.INDEX_CREATE, 2, 3, (c, t) => {
   const table = tableOf(c, c.ev(t.args[0]), 'indexCreate');
   const name = str(c.datum(t.args[1]));
   checkName('Index', name);
-  if (name === table.primaryKey) throw opFailed(`Index name conflict: \`${name}\` is the name of the primary key.`);
+  if (name === table.primaryKey) throw logicError(`Index name conflict: \`${name}\` is the name of the primary key.`);
   if (table.indexes.has(name)) throw opFailed(`Index \`${name}\` already exists on table \`${table.db}.${table.name}\`.`);
   let fn: unknown;
   if (t.args[2]) {
@@ -381,7 +381,7 @@ def(T.INDEX_RENAME, 3, 3, (c, t) => {
   const to = str(c.datum(t.args[2]));
   checkName('Index', to);
   const overwrite = c.opt(t, 'overwrite') === true;
-  if (from === table.primaryKey || to === table.primaryKey) throw opFailed('Index name conflict: `' + table.primaryKey + '` is the name of the primary key.');
+  if (from === table.primaryKey || to === table.primaryKey) throw logicError('Index name conflict: `' + table.primaryKey + '` is the name of the primary key.');
   if (!table.indexes.has(from) || (table.indexes.has(to) && !overwrite && from !== to)) {
     throw opFailed(`Index \`${from}\` does not exist or index \`${to}\` already exists on table \`${table.db}.${table.name}\`.`);
   }
