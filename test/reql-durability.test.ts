@@ -60,7 +60,7 @@ t.test('acknowledged hard writes survive kill -9; schema and indexes come back',
 
   server = await serve(dir, port);
   conn = await r.connect({ host: '127.0.0.1', port });
-  const ids = new Set(await r.table('msgs')('id').coerceTo('array').run(conn));
+  const ids = new Set(await r.table('msgs')('id').run(conn));
   const missing = acked.filter((n) => !ids.has(n));
   t.same(missing, [], 'no acknowledged write is missing');
   t.same(await r.table('msgs').indexList().run(conn), ['room_sent'], 'the index survived');
