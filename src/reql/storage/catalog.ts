@@ -113,9 +113,12 @@ export class Catalog {
     this.loggedRows = live;
     // The snapshot is taken synchronously, so writes after this point land after it in the new file.
     const snapshot = [...this.snapshot()];
-    log.compact(snapshot).finally(() => {
-      this.compacting = false;
-    });
+    log
+      .compact(snapshot)
+      .catch((e: unknown) => this.opts.onWarn?.(`compaction failed, the log keeps growing: ${String(e)}`))
+      .finally(() => {
+        this.compacting = false;
+      });
   }
 
   private *snapshot(): Iterable<LogRecord> {
