@@ -88,4 +88,5 @@ t.test('soft writes become durable after sync(); a clean restart keeps everythin
   conn = await r.connect({ host: '127.0.0.1', port });
   t.equal(await r.table('s').count().run(conn), 500);
   await conn.close();
+  await t.rejects(serve(dir, freePort()), /exited early/, 'a second server on the same data directory is refused');
 });

@@ -1,6 +1,8 @@
 // Databases and tables, and how their changes reach the durable log. Every mutation goes
 // through here, so the log is the single source of truth on restart.
 import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Datum, DatumObject } from '../engine/datum.js';
 import type { DurableLog } from './log.js';
 import { Table, type IndexDef, type KeyFn, type RowChange } from './table.js';
@@ -28,6 +30,7 @@ export class Catalog {
   readonly dbs = new Map<string, { id: string; name: string }>();
   readonly tables = new Map<string, Table>();
   private log?: DurableLog;
+  private lockFile?: string;
   private compacting = false;
   /** row records in the log file; compared with live rows to decide when to compact */
   private loggedRows = 0;
@@ -37,6 +40,7 @@ export class Catalog {
   static async open(opts: CatalogOptions): Promise<Catalog> {
     const cat = new Catalog(opts);
     if (opts.dataDir) {
+      cat.lockFile = await lockDataDir(opts.dataDir);
       const pendingIndexes: Array<[Table, IndexDef]> = [];
       // Loaded only when there is something to persist.
       const { openLog } = await import('./log.js');
@@ -205,5 +209,35 @@ export class Catalog {
 
   async close(): Promise<void> {
     await this.log?.close();
+    if (this.lockFile) await rm(this.lockFile, { force: true });
+  }
+}
+
+/** Two servers writing one log would corrupt it: the data directory holds a pid lock. */
+async function lockDataDir(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, 'LOCK');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(file, String(process.pid), { flag: 'wx' });
+      return file;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(await readFile(file, 'utf8').catch(() => ''));
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new Error(`data directory ${dir} is in use by another server (pid ${pid})`);
+      }
+      await rm(file, { force: true }); // left behind by a process that died
+    }
+  }
+  throw new Error(`could not lock data directory ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
