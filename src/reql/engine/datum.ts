@@ -50,55 +50,89 @@ export function typeName(v: Key): string {
   return 'OBJECT';
 }
 
-// Cross-type order is by type name, except that minval/maxval bound everything.
-function typeRank(v: Key): string {
-  if (v === MINVAL) return '\u0000';
-  if (v === MAXVAL) return '\uffff';
-  return typeName(v);
+// Cross-type order is by type name (ARRAY < BOOL < NULL < NUMBER < OBJECT < PTYPE<BINARY> <
+// PTYPE<GEOMETRY> < PTYPE<TIME> < STRING), with minval/maxval bounding everything. Ranks are
+// numbers so that index trees compare without building type-name strings.
+const R_MIN = 0, R_ARRAY = 1, R_BOOL = 2, R_NULL = 3, R_NUMBER = 4, R_OBJECT = 5, R_PTYPE = 6, R_STRING = 7, R_MAX = 8;
+function rank(v: Key): number {
+  switch (typeof v) {
+    case 'string':
+      return R_STRING;
+    case 'number':
+      return R_NUMBER;
+    case 'boolean':
+      return R_BOOL;
+  }
+  if (v === null) return R_NULL;
+  if (Array.isArray(v)) return R_ARRAY;
+  if (v === MINVAL) return R_MIN;
+  if (v === MAXVAL) return R_MAX;
+  return typeof (v as DatumObject).$reql_type$ === 'string' ? R_PTYPE : R_OBJECT;
+}
+
+// UTF-16 code units order like code points except surrogates (D800-DFFF), which stand for
+// code points above every unit in E000-FFFF.
+function unitKey(u: number): number {
+  return u < 0xd800 ? u : u <= 0xdfff ? u + 0x2000 : u - 0x800;
 }
 
 function compareStrings(a: string, b: string): number {
-  // By code point, as RethinkDB compares UTF-8 bytes.
   if (a === b) return 0;
-  const n = Math.min(a.length, b.length);
+  const n = a.length < b.length ? a.length : b.length;
   for (let i = 0; i < n; i++) {
-    const ca = a.codePointAt(i)!;
-    const cb = b.codePointAt(i)!;
-    if (ca !== cb) return ca < cb ? -1 : 1;
-    if (ca > 0xffff) i++;
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) {
+      if (x < 0xd800 || y < 0xd800) return x < y ? -1 : 1;
+      return unitKey(x) < unitKey(y) ? -1 : 1;
+    }
   }
   return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
 }
 
 export function compare(a: Key, b: Key): number {
-  const ta = typeRank(a);
-  const tb = typeRank(b);
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  if (a instanceof Bound || a === null) return 0;
-  switch (typeof a) {
-    case 'boolean':
+  if (typeof a === 'string' && typeof b === 'string') return compareStrings(a, b);
+  if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
+  const ra = rank(a);
+  const rb = rank(b);
+  if (ra !== rb) return ra < rb ? -1 : 1;
+  switch (ra) {
+    case R_MIN:
+    case R_MAX:
+    case R_NULL:
+      return 0;
+    case R_BOOL:
       return a === b ? 0 : a ? 1 : -1;
-    case 'number':
-      return a < (b as number) ? -1 : a > (b as number) ? 1 : 0;
-    case 'string':
-      return compareStrings(a, b as string);
-  }
-  if (Array.isArray(a)) {
-    const bb = b as Datum[];
-    const n = Math.min(a.length, bb.length);
-    for (let i = 0; i < n; i++) {
-      const c = compare(a[i], bb[i]);
-      if (c !== 0) return c;
+    case R_ARRAY: {
+      const aa = a as Datum[];
+      const bb = b as Datum[];
+      const n = Math.min(aa.length, bb.length);
+      for (let i = 0; i < n; i++) {
+        const c = compare(aa[i], bb[i]);
+        if (c !== 0) return c;
+      }
+      return aa.length < bb.length ? -1 : aa.length > bb.length ? 1 : 0;
     }
-    return a.length - bb.length < 0 ? -1 : a.length > bb.length ? 1 : 0;
+    case R_PTYPE: {
+      const ta = (a as DatumObject).$reql_type$ as string;
+      const tb = (b as DatumObject).$reql_type$ as string;
+      if (ta !== tb) return compareStrings(ta, tb);
+      if (ta === 'TIME') {
+        const d = ((a as DatumObject).epoch_time as number) - ((b as DatumObject).epoch_time as number);
+        return d < 0 ? -1 : d > 0 ? 1 : 0;
+      }
+      if (ta === 'BINARY') {
+        return Buffer.compare(Buffer.from((a as DatumObject).data as string, 'base64'), Buffer.from((b as DatumObject).data as string, 'base64'));
+      }
+      return compareObjects(a as DatumObject, b as DatumObject);
+    }
+    default:
+      return compareObjects(a as DatumObject, b as DatumObject);
   }
-  const oa = a as DatumObject;
-  const ob = b as DatumObject;
-  if (isTime(oa)) return Math.sign(oa.epoch_time - (ob as typeof oa).epoch_time);
-  if (isBinary(oa)) {
-    return Buffer.compare(Buffer.from(oa.data, 'base64'), Buffer.from((ob as typeof oa).data, 'base64'));
-  }
-  // Objects compare as their sorted [key, value] lists.
+}
+
+// Objects compare as their sorted [key, value] lists.
+function compareObjects(oa: DatumObject, ob: DatumObject): number {
   const ka = Object.keys(oa).sort(compareStrings);
   const kb = Object.keys(ob).sort(compareStrings);
   const n = Math.min(ka.length, kb.length);
@@ -124,7 +158,7 @@ export function printDatum(v: Key, indent = ''): string {
     if (v.length === 0) return '[]';
     return `[\n${v.map((x) => inner + printDatum(x, inner)).join(',\n')}\n${indent}]`;
   }
-  const keys = Object.keys(v);
+  const keys = Object.keys(v).sort(compareStrings); // RethinkDB prints keys in sorted order
   if (keys.length === 0) return '{}';
   return `{\n${keys.map((k) => `${inner}${JSON.stringify(k)}:\t${printDatum(v[k], inner)}`).join(',\n')}\n${indent}}`;
 }
@@ -134,8 +168,12 @@ export function deepClone<T extends Datum>(v: T): T {
   return structuredClone(v);
 }
 
+export function arrayLimitMessage(limit: number): string {
+  return `Array over size limit \`${limit}\`.  To raise the number of allowed elements, modify the \`array_limit\` option to \`.run\` (not available in the Data Explorer), or use an index.`;
+}
+
 export function checkArraySize(n: number, limit = ARRAY_LIMIT): void {
-  if (n > limit) throw resourceLimit(`Array over size limit \`${limit}\`.`);
+  if (n > limit) throw resourceLimit(arrayLimitMessage(limit));
 }
 
 export function asNumber(v: Datum): number {

@@ -1,8 +1,8 @@
 // The evaluator: a registry of term implementations and the context they run in.
 // Term families live in ops/*.ts and register themselves with def().
 import type { Catalog } from '../storage/catalog.js';
-import { ARRAY_LIMIT, isBound, isObject, typeName, type Datum, type DatumObject, type Key } from './datum.js';
-import { logicError, compileError, resourceLimit } from './errors.js';
+import { ARRAY_LIMIT, arrayLimitMessage, isBound, isObject, typeName, type Datum, type DatumObject, type Key } from './datum.js';
+import { logicError, compileError, nonExistence, resourceLimit } from './errors.js';
 import { checkArity, type Signature, type Term } from './term.js';
 import { T, TERM_NAMES } from './termtypes.js';
 import { DbVal, Feed, Func, Grouped, Single, Stream, type Val } from './values.js';
@@ -15,6 +15,9 @@ export interface OpDef extends Signature {
 
 export const ops = new Map<number, OpDef>();
 export const signatures = ops as Map<number, Signature>;
+
+/** Terms that apply to each group of grouped data; ops/aggregate.ts fills the set and installs `run`. */
+export const groupedTerms: { terms: Set<number>; run?: (c: Ctx, t: Term, op: OpDef) => Val } = { terms: new Set() };
 
 export function def(type: number, min: number, max: number, impl: Impl, optargs?: readonly string[]): void {
   ops.set(type, { min, max, impl, optargs });
@@ -60,6 +63,7 @@ export class Ctx {
     if (t.type === T.DATUM) return t.datum as Datum;
     const op = ops.get(t.type);
     if (!op) throw compileError(`Term \`${TERM_NAMES[t.type] ?? t.type}\` is not supported by the embedded ReQL server.`);
+    if (groupedTerms.run !== undefined && groupedTerms.terms.has(t.type)) return groupedTerms.run(this, t, op);
     return op.impl(this, t);
   }
 
@@ -100,7 +104,8 @@ export class Ctx {
   call(f: Val, args: Val[]): Val {
     if (!(f instanceof Func)) return f;
     if (f.native) return f.native(args);
-    if (f.params.length !== args.length && !(f.params.length === 1 && args.length >= 1 && isImplicitRowFunc(f))) {
+    // A function of no parameters ignores its arguments (the JS driver's `function(){...}`).
+    if (f.params.length !== args.length && f.params.length !== 0 && !(f.params.length === 1 && args.length >= 1 && isImplicitRowFunc(f))) {
       throw logicError(`Expected function with ${args.length} argument${args.length === 1 ? '' : 's'} but found function with ${f.params.length} argument${f.params.length === 1 ? '' : 's'}.`);
     }
     const c = new Ctx(this.state, this.global, new Map(f.scope), [...this.implicit], this.now);
@@ -128,7 +133,7 @@ export function toDatum(v: Val, c?: Ctx): Datum {
     const out: Datum[] = [];
     for (const x of v.iter()) {
       out.push(x);
-      if (out.length > limit) throw resourceLimit(`Array over size limit \`${limit}\`.`);
+      if (out.length > limit) throw resourceLimit(arrayLimitMessage(limit));
     }
     return out;
   }
@@ -137,14 +142,29 @@ export function toDatum(v: Val, c?: Ctx): Datum {
   // refuses them only as a query's final result.
   if (isBound(v)) return v as unknown as Datum;
   if (v instanceof DbVal) throw logicError(`Expected type DATUM but found DATABASE:\ndb("${v.name}").`);
-  if (v instanceof Func) throw logicError('Expected type DATUM but found FUNCTION:\n<function>.');
+  if (v instanceof Func) {
+    // rethinkdb-ts wraps every argument that mentions r.row in a one-parameter function, also
+    // where a value is expected (`r.row('a').and(r.row('b'))`, `insert({id: r.row})` inside
+    // forEach): inside a row's context such a function stands for its value on that row.
+    if (c && !v.native && v.params.length === 1 && c.implicit.length > 0) return toDatum(c.call(v, [c.implicit[c.implicit.length - 1]]), c);
+    throw logicError('Expected type DATUM but found FUNCTION:\n<function>.');
+  }
   if (v instanceof Grouped) return groupedToDatum(v, c);
   if (v instanceof Feed) throw logicError('Cannot coerce a changefeed to an array.');
   return v as DatumObject;
 }
 
 export function groupedToDatum(g: Grouped, c?: Ctx): Datum {
-  return { $reql_type$: 'GROUPED_DATA', data: g.groups.map(([k, v]) => [k, toDatum(v, c)]) };
+  const limit = c?.global.arrayLimit ?? ARRAY_LIMIT;
+  let total = 0;
+  const data = g.groups.map(([k, v]): Datum => {
+    const d = toDatum(v, c);
+    if (Array.isArray(d) && (total += d.length) > limit) {
+      throw resourceLimit(`Grouped data over size limit \`${limit}\`.  Try putting a reduction (like \`.reduce\` or \`.count\`) on the end.`);
+    }
+    return [k, d];
+  });
+  return { $reql_type$: 'GROUPED_DATA', data };
 }
 
 /** The type name typeOf() reports for any value. */
@@ -155,6 +175,8 @@ export function valTypeName(v: Val): string {
 
 // --- argument coercions used throughout ops/ ---
 export function expectType(v: Datum, want: string): never {
+  // RethinkDB reports a NULL where a value was required as a non-existence error.
+  if (v === null) throw nonExistence(`Expected type ${want} but found NULL.`);
   throw logicError(`Expected type ${want} but found ${typeName(v)}.`);
 }
 export function num(v: Datum): number {

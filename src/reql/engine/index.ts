@@ -8,11 +8,11 @@ import './ops/write.js';
 import './feeds.js';
 import './ops/extra.js';
 import type { Cursor, Datum, Engine, QueryResult } from './api.js';
-import { isBound } from './datum.js';
+import { isBound, isObject } from './datum.js';
 import { compileError, internalError, logicError, ReqlError } from './errors.js';
 import { Ctx, signatures, toDatum, valTypeName, type EngineState, type GlobalOpts } from './eval.js';
 import { FeedHub, openFeed } from './feeds.js';
-import { parseTerm } from './term.js';
+import { parseTerm, type Term } from './term.js';
 import { Catalog } from '../storage/catalog.js';
 import type { IndexDef, KeyFn } from '../storage/table.js';
 import { T } from './termtypes.js';
@@ -37,11 +37,12 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
   const compileIndex = (def: IndexDef): KeyFn => {
     const term = parseTerm(def.fn, signatures);
     const ctx = new Ctx(state, { db: 'test', arrayLimit: 100_000, changefeedQueueSize: 100_000 });
-    const f = ctx.ev(term);
+    const native = compileNative(term);
+    const f = native ? undefined : ctx.ev(term);
     return (row) => {
       let v: Datum;
       try {
-        v = ctx.callDatum(f, [row]);
+        v = native ? native(row) : ctx.callDatum(f as Val, [row]);
       } catch {
         return [];
       }
@@ -170,3 +171,41 @@ function normalize(e: unknown): ReqlError {
 }
 
 export { T };
+
+/**
+ * Index functions are evaluated for every row on every write and on restart. The common
+ * shapes — a field, or an array of fields (compound index) — compile to plain JS; anything
+ * else runs through the interpreter. A thrown error means "not in the index", as there.
+ */
+function compileNative(fn: Term): ((row: Datum) => Datum) | undefined {
+  if (fn.type !== T.FUNC) return undefined;
+  const params = fn.args[0];
+  const ids = params.type === T.MAKE_ARRAY ? params.args.map((a) => a.datum) : params.datum;
+  if (!Array.isArray(ids) || ids.length !== 1) return undefined;
+  const param = ids[0];
+  const compile = (t: Term): ((row: Datum) => Datum) | undefined => {
+    if (t.type === T.DATUM) {
+      const d = t.datum as Datum;
+      return () => d;
+    }
+    if (t.type === T.VAR && t.args[0]?.datum === param) return (row) => row;
+    if ((t.type === T.GET_FIELD || t.type === T.BRACKET) && t.args[1]?.type === T.DATUM && typeof t.args[1].datum === 'string') {
+      const inner = compile(t.args[0]);
+      const field = t.args[1].datum;
+      if (!inner) return undefined;
+      return (row) => {
+        const o = inner(row);
+        const v = isObject(o) ? o[field] : undefined;
+        if (v === undefined) throw new Error('missing field');
+        return v;
+      };
+    }
+    if (t.type === T.MAKE_ARRAY && Object.keys(t.optargs).length === 0) {
+      const parts = t.args.map(compile);
+      if (parts.some((p) => !p)) return undefined;
+      return (row) => parts.map((p) => p!(row));
+    }
+    return undefined;
+  };
+  return compile(fn.args[1]);
+}

@@ -58,8 +58,11 @@ export class Func {
 
 /** group() output: a list of [group key, reduction or rows] in key order. */
 export class Grouped {
-  readonly typeName = 'GROUPED_DATA';
-  constructor(readonly groups: Array<[Datum, Val]>) {}
+  constructor(
+    readonly groups: Array<[Datum, Val]>,
+    /** GROUPED_STREAM while the groups still hold rows from a stream; GROUPED_DATA once reduced */
+    readonly typeName: 'GROUPED_DATA' | 'GROUPED_STREAM' = 'GROUPED_DATA',
+  ) {}
 }
 
 /** changes() output; filter/map/pluck on it apply to each change. */

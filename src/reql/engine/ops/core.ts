@@ -1,14 +1,22 @@
 // Control flow, variables, functions, comparison, logic, and literal construction.
 import { randomUUID, createHash } from 'node:crypto';
-import { compare, equal, isObject, MAXVAL, MINVAL, printDatum, typeName, type Datum, type DatumObject } from '../datum.js';
+import { checkArraySize, compare, equal, isObject, MAXVAL, MINVAL, printDatum, typeName, type Datum, type DatumObject } from '../datum.js';
 import { isNonExistence, logicError, nonExistence, ReqlError, userError } from '../errors.js';
 import { def, toDatum, valTypeName, num, str, type Ctx } from '../eval.js';
 import type { Term } from '../term.js';
 import { T } from '../termtypes.js';
-import { Func, Stream, type Val } from '../values.js';
+import { DbVal, Func, Single, Stream, type Val } from '../values.js';
 import { iterOf } from '../seq.js';
+import { jsonText } from './convert.js';
 
-def(T.MAKE_ARRAY, 0, Infinity, (c, t) => c.dargs(t));
+def(T.MAKE_ARRAY, 0, Infinity, (c, t) => {
+  const a = c.dargs(t);
+  checkArraySize(a.length, c.global.arrayLimit);
+  return a;
+});
+
+// r.args is spliced into its parent's arguments by Ctx.args(); evaluated on its own it is its array.
+def(T.ARGS, 1, 1, (c, t) => c.datum(t.args[0]));
 
 def(T.MAKE_OBJ, 0, 0, (c, t) => {
   const out: DatumObject = {};
@@ -36,23 +44,47 @@ def(T.FUNC, 2, 2, (c, t) => {
 def(T.FUNCALL, 1, Infinity, (c, t) => {
   const vals = c.args(t);
   const [f, ...args] = vals;
-  if (!(f instanceof Func)) throw logicError(`Expected type FUNCTION but found ${valTypeName(f)}.`);
+  // A non-function is a constant (r.do(1) is 1).
+  if (!(f instanceof Func)) {
+    if (f instanceof DbVal || f instanceof Stream) throw logicError(`Expected type FUNCTION but found ${valTypeName(f)}.`);
+    return f;
+  }
+  if (!f.native && f.params.length !== 0 && f.params.length !== args.length) {
+    const n = f.params.length;
+    throw logicError(`Expected function with ${args.length} argument${args.length === 1 ? '' : 's'} but found function with ${n} argument${n === 1 ? '' : 's'}.`);
+  }
   return c.call(f, args);
 });
 
 def(T.BRANCH, 3, Infinity, (c, t) => {
-  if (t.args.length % 2 === 0) throw logicError('Cannot call `branch` with an even number of arguments.');
+  if (t.args.length % 2 === 0) throw logicError('Cannot call `branch` term with an even number of arguments.');
   for (let i = 0; i + 1 < t.args.length; i += 2) {
-    const cond = c.datum(t.args[i]);
+    const cv = c.ev(t.args[i]);
+    if (cv instanceof Stream) {
+      const shown = cv.typeName === 'TABLE' && cv.opts.table ? `table("${cv.opts.table.name}")` : cv.typeName.toLowerCase();
+      throw logicError(`Expected type DATUM but found ${cv.typeName}:\n${shown}`);
+    }
+    const cond = toDatum(cv, c);
     if (cond !== false && cond !== null) return c.ev(t.args[i + 1]);
   }
   return c.ev(t.args[t.args.length - 1]);
 });
 
+/** The arguments as datums, evaluated one at a time as they are read (r.args spliced in). */
+function* lazyDatums(c: Ctx, t: Term): Generator<Datum> {
+  for (const a of t.args) {
+    if (a.type === T.ARGS) {
+      const spliced = c.datum(a.args[0]);
+      if (!Array.isArray(spliced)) throw logicError(`Expected type ARRAY but found ${typeName(spliced)}.`);
+      yield* spliced;
+    } else yield c.datum(a);
+  }
+}
+
 def(T.OR, 0, Infinity, (c, t) => {
   let last: Datum = false;
-  for (const a of t.args) {
-    last = c.datum(a);
+  for (const d of lazyDatums(c, t)) {
+    last = d;
     if (last !== false && last !== null) return last;
   }
   return last;
@@ -60,8 +92,8 @@ def(T.OR, 0, Infinity, (c, t) => {
 
 def(T.AND, 0, Infinity, (c, t) => {
   let last: Datum = true;
-  for (const a of t.args) {
-    last = c.datum(a);
+  for (const d of lazyDatums(c, t)) {
+    last = d;
     if (last === false || last === null) return last;
   }
   return last;
@@ -69,8 +101,7 @@ def(T.AND, 0, Infinity, (c, t) => {
 
 def(T.NOT, 1, 1, (c, t) => {
   const v = c.datum(t.args[0]);
-  if (typeof v !== 'boolean') throw logicError(`Expected type BOOL but found ${typeName(v)}.`);
-  return !v;
+  return v === false || v === null;
 });
 
 function cmpChain(pred: (r: number) => boolean) {
@@ -80,33 +111,46 @@ function cmpChain(pred: (r: number) => boolean) {
     return true;
   };
 }
-def(T.EQ, 1, Infinity, cmpChain((r) => r === 0));
-def(T.LT, 1, Infinity, cmpChain((r) => r < 0));
-def(T.LE, 1, Infinity, cmpChain((r) => r <= 0));
-def(T.GT, 1, Infinity, cmpChain((r) => r > 0));
-def(T.GE, 1, Infinity, cmpChain((r) => r >= 0));
-def(T.NE, 1, Infinity, (c, t) => {
+def(T.EQ, 2, Infinity, cmpChain((r) => r === 0));
+def(T.LT, 2, Infinity, cmpChain((r) => r < 0));
+def(T.LE, 2, Infinity, cmpChain((r) => r <= 0));
+def(T.GT, 2, Infinity, cmpChain((r) => r > 0));
+def(T.GE, 2, Infinity, cmpChain((r) => r >= 0));
+def(T.NE, 2, Infinity, (c, t) => {
   const vals = c.dargs(t);
   for (let i = 0; i + 1 < vals.length; i++) if (equal(vals[i], vals[i + 1])) return false;
   return true;
 });
 
+/** Errors thrown by r.error() with no message: inside default(), they re-raise the original error. */
+const emptyErrors = new WeakSet<object>();
+export const isEmptyError = (e: unknown): boolean => typeof e === 'object' && e !== null && emptyErrors.has(e);
+
 def(T.DEFAULT, 2, 2, (c, t) => {
-  let v: Val;
+  let err: ReqlError | undefined;
   try {
-    v = c.ev(t.args[0]);
-    if (v !== null) return v;
+    const v = c.ev(t.args[0]);
+    if (v !== null && !(v instanceof Single && v.doc === null)) return v;
   } catch (e) {
     if (!isNonExistence(e)) throw e;
-    const f = c.ev(t.args[1]);
-    return f instanceof Func ? c.call(f, [(e as ReqlError).message]) : f;
+    err = e;
   }
-  const f = c.ev(t.args[1]);
-  return f instanceof Func ? c.call(f, [null]) : f;
+  try {
+    const f = c.ev(t.args[1]);
+    return f instanceof Func ? c.call(f, [err ? err.message : null]) : f;
+  } catch (e) {
+    if (!isEmptyError(e)) throw e;
+    if (err) throw err;
+    return null;
+  }
 });
 
 def(T.ERROR, 0, 1, (c, t) => {
-  if (t.args.length === 0) throw logicError('Empty ERROR term outside a default block.');
+  if (t.args.length === 0) {
+    const e = logicError('Empty ERROR term outside a default block.');
+    emptyErrors.add(e);
+    throw e;
+  }
   throw userError(str(c.datum(t.args[0])));
 });
 
@@ -138,13 +182,16 @@ def(T.FOR_EACH, 2, 2, (c, t) => {
   const src = c.ev(t.args[0]);
   const f = c.ev(t.args[1]);
   const total: DatumObject = {};
+  const NOT_WRITE = 'FOR_EACH expects one or more basic write queries.';
   for (const x of iterOf(src, c)) {
     const res = c.call(f, [x]);
-    const results = Array.isArray(res) ? res : [res];
+    if (!(res === null || typeof res !== 'object' || Array.isArray(res) || isObject(res))) throw logicError(NOT_WRITE);
+    const rd = toDatum(res, c);
+    const results = isObject(rd) ? [rd] : Array.isArray(rd) ? rd : undefined;
+    if (results === undefined) throw logicError(`${NOT_WRITE}  Expected type ARRAY but found ${typeName(rd)}.`);
     for (const r of results) {
-      const rd = toDatum(r, c);
-      if (!isObject(rd)) throw logicError(`FOR_EACH expects one or more basic write queries.  Expected type OBJECT but found ${typeName(rd)}.`);
-      mergeWriteResults(total, rd);
+      if (!isObject(r)) throw logicError(`${NOT_WRITE}  Expected type OBJECT but found ${typeName(r)}.`);
+      mergeWriteResults(total, r);
     }
   }
   return total;
@@ -169,7 +216,7 @@ def(T.JSON, 1, 1, (c, t) => {
   }
 });
 
-def(T.TO_JSON_STRING, 1, 1, (c, t) => JSON.stringify(c.datum(t.args[0])));
+def(T.TO_JSON_STRING, 1, 1, (c, t) => jsonText(c.datum(t.args[0])));
 
 def(T.BINARY, 1, 1, (c, t) => {
   const v = c.datum(t.args[0]);
@@ -186,7 +233,11 @@ def(T.RANGE, 0, 2, (c, t) => {
     }, { infinite: true });
   }
   const [lo, hi] = a.length === 1 ? [0, a[0]] : [a[0], a[1]];
-  for (const x of [lo, hi]) if (!Number.isInteger(x)) throw logicError(`Number not an integer: ${printDatum(x)}`);
+  for (const x of [lo, hi]) {
+    if (x > 2 ** 53) throw logicError(`Number not an integer (>2^53): ${printDatum(x)}`);
+    if (x < -(2 ** 53)) throw logicError(`Number not an integer (<-2^53): ${printDatum(x)}`);
+    if (!Number.isInteger(x)) throw logicError(`Number not an integer: ${printDatum(x)}`);
+  }
   return new Stream('STREAM', function* () {
     for (let i = lo; i < hi; i++) yield i;
   });

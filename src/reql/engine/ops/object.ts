@@ -8,7 +8,8 @@ import { Feed, Func, Single, Stream, type Val } from '../values.js';
 import { withTransform } from '../feeds.js';
 
 export function getField(v: Datum, field: string): Datum {
-  if (!isObject(v)) throw logicError(`Cannot perform get_field on a non-object non-sequence \`${printDatum(v)}\`.`);
+  // On null the error is a non-existence error, which default() and filter() catch.
+  if (!isObject(v)) throw (v === null ? nonExistence : logicError)(`Cannot perform get_field on a non-object non-sequence \`${printDatum(v)}\`.`);
   const r = v[field];
   if (r === undefined) throw nonExistence(`No attribute \`${field}\` in object:\n${printDatum(v)}`);
   return r;
@@ -68,19 +69,19 @@ def(T.BRACKET, 2, 2, (c, t) => {
       throw nonExistence(`Index out of bounds: ${key}`);
     }
     const d = toDatum(src, c);
-    throw logicError(`Cannot perform bracket on a non-array non-sequence \`${printDatum(d)}\`.`);
+    throw logicError(`Cannot convert ${typeName(d)} to SEQUENCE`);
   }
   if (typeof key !== 'string') throw logicError(`Expected NUMBER or STRING as second argument to \`bracket\` but found ${typeName(key)}.`);
   if (src instanceof Stream || Array.isArray(src)) {
     return derive(src as Stream | Datum[], function* (items) {
       for (const x of items) {
-        if (!isObject(x)) throw logicError(`Cannot perform get_field on a non-object non-sequence \`${printDatum(x)}\`.`);
+        if (!isObject(x)) throw logicError(`Cannot perform bracket on a non-object non-sequence \`${printDatum(x)}\`.`);
         if (x[key] !== undefined) yield x[key];
       }
     }, false);
   }
   return mapObjects(c, src, (o) => {
-    if (!isObject(o)) throw logicError(`Cannot perform bracket on a non-object non-sequence \`${printDatum(o)}\`.`);
+    if (!isObject(o)) throw (o === null ? nonExistence : logicError)(`Cannot perform bracket on a non-object non-sequence \`${printDatum(o)}\`.`);
     return getField(o, key);
   });
 });
@@ -150,7 +151,11 @@ function withoutOne(v: Datum, sels: Datum[]): Datum {
 def(T.PLUCK, 1, Infinity, (c, t) => {
   const [src, ...rest] = c.args(t);
   const sels = rest.map((s) => toDatum(s, c));
-  return mapObjects(c, src, (o) => pluckOne(o, sels));
+  const isSeq = src instanceof Stream || Array.isArray(src);
+  return mapObjects(c, src, (o) => {
+    if (isSeq && Array.isArray(o)) throw logicError('Cannot perform pluck on a sequence of sequences.');
+    return pluckOne(o, sels);
+  });
 });
 
 def(T.WITHOUT, 1, Infinity, (c, t) => {
@@ -175,7 +180,11 @@ def(T.HAS_FIELDS, 1, Infinity, (c, t) => {
 def(T.WITH_FIELDS, 1, Infinity, (c, t) => {
   const [src, ...rest] = c.args(t);
   const sels = rest.map((s) => toDatum(s, c));
-  return derive(src as Stream | Datum[], function* (items) {
+  if (!(src instanceof Stream || Array.isArray(src))) {
+    const d = toDatum(src, c);
+    throw logicError(`Cannot perform has_fields on a non-object non-sequence \`${printDatum(d)}\`.`);
+  }
+  return derive(src, function* (items) {
     for (const x of items) if (sels.every((s) => hasPath(x, s))) yield pluckOne(x, sels);
   }, false);
 });
@@ -184,7 +193,17 @@ def(T.WITH_FIELDS, 1, Infinity, (c, t) => {
 export class Literal {
   constructor(readonly value: Datum | undefined) {}
 }
-def(T.LITERAL, 0, 1, (c, t) => new Literal(t.args.length ? c.datum(t.args[0]) : undefined) as unknown as Val);
+export const STRAY_LITERAL = 'Stray literal keyword found: literal is only legal inside of the object passed to merge or update and cannot nest inside other literals.';
+function hasLiteral(v: unknown): boolean {
+  if (v instanceof Literal) return true;
+  if (Array.isArray(v)) return v.some(hasLiteral);
+  return isObject(v) && Object.values(v).some(hasLiteral);
+}
+def(T.LITERAL, 0, 1, (c, t) => {
+  const v = t.args.length ? c.datum(t.args[0]) : undefined;
+  if (hasLiteral(v)) throw logicError(STRAY_LITERAL);
+  return new Literal(v) as unknown as Val;
+});
 
 /** Recursive merge; r.literal() replaces instead of merging. */
 export function mergeInto(base: Datum, patch: unknown): Datum {
@@ -226,6 +245,7 @@ def(T.MERGE, 1, Infinity, (c, t) => {
     let out: Datum = o;
     for (const p of patches) {
       const pv = evalPatch(c, p as Val, o);
+      if (pv instanceof Literal) throw logicError(STRAY_LITERAL);
       if (!isObject(out)) throw logicError(`Expected type OBJECT but found ${typeName(out)}.`);
       out = mergeInto(out, pv instanceof Func ? pv : pv);
     }
@@ -264,7 +284,7 @@ def(T.OBJECT, 0, Infinity, (c, t) => {
   for (let i = 0; i < a.length; i += 2) {
     const k = a[i];
     if (typeof k !== 'string') throw logicError(`Expected type STRING but found ${typeName(k)}.`);
-    if (out[k] !== undefined) throw logicError(`Duplicate key \`${k}\` in object.  (got \`${printDatum(out[k])}\` and \`${printDatum(a[i + 1])}\` as values)`);
+    if (out[k] !== undefined) throw logicError(`Duplicate key ${JSON.stringify(k)} in object.  (got ${printDatum(out[k])} and ${printDatum(a[i + 1])} as values)`);
     out[k] = a[i + 1];
   }
   return out;
@@ -276,7 +296,10 @@ export function matchesObject(row: Datum, pattern: Val): boolean {
   for (const [k, pv] of Object.entries(pattern as DatumObject)) {
     const rv = row[k];
     if (rv === undefined) throw nonExistence(`No attribute \`${k}\` in object:\n${printDatum(row)}`);
-    if (isObject(pv) && pv.$reql_type$ === undefined) {
+    if ((pv as unknown) instanceof Literal) {
+      // a literal matches only an equal value, not a superset of its fields
+      if (!equal(rv, (pv as unknown as Literal).value ?? null)) return false;
+    } else if (isObject(pv) && pv.$reql_type$ === undefined) {
       if (!matchesObject(rv, pv)) return false;
     } else if (!equal(rv, pv)) return false;
   }

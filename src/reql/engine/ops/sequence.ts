@@ -1,17 +1,30 @@
 // Sequence transformations: filter, map, orderBy, limit/skip/slice, nth, count, contains, union...
-import { compare, equal, isObject, typeName, type Datum, type Key } from '../datum.js';
-import { isNonExistence, logicError, nonExistence } from '../errors.js';
+import { checkArraySize, compare, equal, isObject, printDatum, typeName, type Datum, type Key } from '../datum.js';
+import { compileError, isNonExistence, logicError, nonExistence } from '../errors.js';
+import type { Term } from '../term.js';
 import { def, num, toDatum, valTypeName, type Ctx } from '../eval.js';
 import { derive, isSequence, iterOf } from '../seq.js';
 import { T } from '../termtypes.js';
 import { Feed, Func, Single, Stream, type Val } from '../values.js';
 import { Order } from './core.js';
 import { withTransform } from '../feeds.js';
-import { matchesObject } from './object.js';
+import { Literal, matchesObject } from './object.js';
 
 function seqArg(c: Ctx, v: Val): Stream | Datum[] {
   if (v instanceof Stream || Array.isArray(v)) return v;
   throw logicError(`Cannot convert ${valTypeName(v)} to SEQUENCE`);
+}
+
+// Writes and meta operations may not run per element of a stream operation (forEach is for that).
+const WRITE_TERMS = new Set<number>([T.INSERT, T.UPDATE, T.DELETE, T.REPLACE, T.DB_CREATE, T.DB_DROP, T.TABLE_CREATE, T.TABLE_DROP, T.INDEX_CREATE, T.INDEX_DROP, T.INDEX_RENAME, T.SYNC, T.RECONFIGURE, T.REBALANCE]);
+function hasWrite(t: Term): boolean {
+  return WRITE_TERMS.has(t.type) || t.args.some(hasWrite) || Object.values(t.optargs).some(hasWrite);
+}
+const writeChecked = new WeakSet<Term>();
+function noNestedWrites(t: Term): void {
+  if (writeChecked.has(t)) return;
+  if (t.args.slice(1).some(hasWrite)) throw compileError('Cannot nest writes or meta ops in stream operations.  Use FOR_EACH instead.');
+  writeChecked.add(t);
 }
 
 /** A row predicate as filter() reads it: a function, an object to match, or a constant. */
@@ -19,7 +32,7 @@ export function predicate(c: Ctx, f: Val, dflt: Val | undefined): (row: Datum) =
   return (row) => {
     let r: Datum;
     try {
-      r = f instanceof Func ? c.callDatum(f, [row]) : isObject(f) && !(f as { $reql_type$?: unknown }).$reql_type$ ? matchesObject(row, f) : toDatum(f, c);
+      r = f instanceof Func ? c.callDatum(f, [row]) : f instanceof Literal ? equal(row, f.value ?? null) : isObject(f) && !(f as { $reql_type$?: unknown }).$reql_type$ ? matchesObject(row, f) : toDatum(f, c);
     } catch (e) {
       if (!isNonExistence(e) || dflt === undefined) {
         if (isNonExistence(e) && dflt === undefined) return false;
@@ -32,9 +45,14 @@ export function predicate(c: Ctx, f: Val, dflt: Val | undefined): (row: Datum) =
 }
 
 def(T.FILTER, 2, 2, (c, t) => {
+  noNestedWrites(t);
   const src = c.ev(t.args[0]);
   const f = c.ev(t.args[1]);
-  const dflt = t.optargs.default ? c.ev(t.optargs.default) : undefined;
+  const dt = t.optargs.default;
+  // default: r.error() re-raises the row's error.
+  const dflt = dt === undefined ? undefined : dt.type === T.ERROR && dt.args.length === 0 ? new Func([], dt, new Map(), (a) => {
+    throw nonExistence(String(a[0]));
+  }) : c.ev(dt);
   const pred = predicate(c, f, dflt);
   if (src instanceof Feed) return withTransform(src, (ch) => ch, pred);
   if (src instanceof Single) {
@@ -53,9 +71,15 @@ def(T.FILTER, 2, 2, (c, t) => {
 
 /** map's function over one or many sequences (map(a, b, f) zips). */
 def(T.MAP, 2, Infinity, (c, t) => {
+  noNestedWrites(t);
   const vals = c.args(t);
   const f = vals[vals.length - 1];
   const srcs = vals.slice(0, -1);
+  if (!(f instanceof Func)) throw logicError(`Expected type FUNCTION but found DATUM:\n${printDatum(toDatum(f, c))}`);
+  if (f instanceof Func && !f.native && f.params.length !== 0 && f.params.length !== srcs.length) {
+    const n = f.params.length;
+    throw logicError(`The function passed to \`map\` expects ${n} argument${n === 1 ? '' : 's'}, but ${srcs.length} sequence${srcs.length === 1 ? ' was' : 's were'} found.`);
+  }
   if (srcs.length === 1) {
     const src = srcs[0];
     if (src instanceof Feed) return withTransform(src, (row) => c.callDatum(f, [row]));
@@ -81,10 +105,11 @@ def(T.MAP, 2, Infinity, (c, t) => {
       yield c.callDatum(f, next.map((n) => n.value as Datum));
     }
   };
-  return anyStream ? new Stream('STREAM', gen) : [...gen()];
+  return anyStream ? new Stream('STREAM', gen, { infinite: seqs.every((s) => s instanceof Stream && s.opts.infinite) }) : [...gen()];
 });
 
 def(T.CONCAT_MAP, 2, 2, (c, t) => {
+  noNestedWrites(t);
   const src = seqArg(c, c.ev(t.args[0]));
   const f = c.ev(t.args[1]);
   return derive(src, function* (items) {
@@ -147,8 +172,11 @@ def(T.SLICE, 2, 3, (c, t) => {
       a += len;
     }
     if (b < 0) {
-      if (len === undefined) throw logicError('Cannot use a negative right index on a stream.');
-      b += len;
+      if (len === undefined) {
+        if (b < -1) throw logicError('Cannot use a right index < -1 on a stream.');
+        if (!rightClosed) throw logicError('Cannot slice to an open right index of -1 on a stream.');
+        b = Infinity;
+      } else b += len;
     }
     if (leftOpen) a += 1;
     if (rightClosed) b += 1;
@@ -207,9 +235,9 @@ def(T.IS_EMPTY, 1, 1, (c, t) => {
 });
 
 def(T.COUNT, 1, 2, (c, t) => {
-  const src = c.ev(t.args[0]);
+  const [src, f] = c.args(t);
   if (src instanceof Feed) throw logicError('Cannot call a terminal (`reduce`, `count`, etc.) on an infinite stream (such as a changefeed).');
-  if (t.args.length === 1) {
+  if (f === undefined) {
     if (typeof src === 'string') return [...src].length;
     if (isObject(src) && src.$reql_type$ === 'BINARY') return Buffer.from(src.data as string, 'base64').length;
     if (isObject(src) && !src.$reql_type$) return Object.keys(src).length;
@@ -222,7 +250,6 @@ def(T.COUNT, 1, 2, (c, t) => {
     return n;
   }
   const s = seqArg(c, src);
-  const f = c.ev(t.args[1]);
   const pred = f instanceof Func ? (x: Datum) => { const r = c.callDatum(f, [x]); return r !== false && r !== null; } : (x: Datum) => equal(x, toDatum(f, c));
   let n = 0;
   for (const x of iterOf(s)) if (pred(x)) n++;
@@ -231,22 +258,34 @@ def(T.COUNT, 1, 2, (c, t) => {
 
 def(T.CONTAINS, 1, Infinity, (c, t) => {
   const [srcV, ...preds] = c.args(t);
-  const items = [...iterOf(seqArg(c, srcV))];
-  return preds.every((p) =>
-    items.some((x) => {
-      if (p instanceof Func) {
+  // Each value or predicate needs an element of its own: [1, 2, 3].contains(2, 2) is false.
+  const tests = preds.map((p) => {
+    if (p instanceof Func) {
+      return (x: Datum) => {
         const r = c.callDatum(p, [x]);
         return r !== false && r !== null;
-      }
-      return equal(x, toDatum(p, c));
-    }),
-  );
+      };
+    }
+    const want = toDatum(p, c);
+    return (x: Datum) => equal(x, want);
+  });
+  if (tests.length === 0) return true;
+  for (const x of iterOf(seqArg(c, srcV))) {
+    const i = tests.findIndex((f) => f(x));
+    if (i >= 0) tests.splice(i, 1);
+    if (tests.length === 0) return true;
+  }
+  return false;
 });
 
 def(T.UNION, 0, Infinity, (c, t) => {
   const vals = c.args(t);
   const seqs = vals.map((v) => seqArg(c, v));
-  if (seqs.every((s) => Array.isArray(s))) return (seqs as Datum[][]).flat(1);
+  if (seqs.every((s) => Array.isArray(s))) {
+    const out = (seqs as Datum[][]).flat(1);
+    checkArraySize(out.length, c.global.arrayLimit);
+    return out;
+  }
   return new Stream('STREAM', function* () {
     for (const s of seqs) yield* iterOf(s);
   });
@@ -277,19 +316,18 @@ function sortKeys(c: Ctx, specs: Val[]): SortKey[] {
 
 export function sortRows(rows: Datum[], keys: SortKey[]): Datum[] {
   const withKeys = rows.map((r) => {
-    const ks: Datum[] = [];
+    const ks: Key[] = [];
     for (const k of keys) {
       try {
         ks.push(k.get(r));
       } catch (e) {
         if (!isNonExistence(e)) throw e;
-        ks.push(null); // rows missing the field sort as if null... RethinkDB drops them; see below
-        (ks as unknown as { missing?: boolean }).missing = true;
+        ks.push(MINVAL); // rows missing the field are kept and sort before every value
       }
     }
     return { r, ks };
   });
-  const kept = withKeys.filter((w) => !(w.ks as unknown as { missing?: boolean }).missing);
+  const kept = withKeys;
   kept.sort((a, b) => {
     for (let i = 0; i < keys.length; i++) {
       const cmp = compare(a.ks[i], b.ks[i]);
@@ -308,6 +346,7 @@ def(T.ORDER_BY, 1, Infinity, (c, t) => {
   if (indexOpt !== undefined) {
     if (!(src instanceof Stream) || !src.opts.table || !(src.typeName === 'TABLE' || (src.typeName === 'TABLE_SLICE' && src.opts.between))) {
       if (src instanceof Stream && src.typeName === 'TABLE_SLICE') throw logicError('Cannot perform multiple indexed ORDER_BYs on the same table.');
+      if (src instanceof Stream) throw logicError('Indexed order_by can only be performed on a TABLE or TABLE_SLICE. Make sure order_by comes before any transformations (such as map) or filters.');
       throw logicError(`Expected type TABLE_SLICE but found ${valTypeName(src)}.`);
     }
     const table = src.opts.table;
@@ -319,19 +358,37 @@ def(T.ORDER_BY, 1, Infinity, (c, t) => {
     if (range && range.index !== name) throw logicError(`Cannot order by index \`${name}\` after calling BETWEEN on index \`${range.index}\`.`);
     const isPk = name === table.primaryKey;
     if (!isPk && !table.indexes.has(name)) throw opIndexMissing(table, name);
-    const iter = (): Iterable<Datum> => {
+    const pairs = function* (): Iterable<[Key, Datum]> {
       const lo: Key = range ? range.lo : minv();
       const hi: Key = range ? range.hi : maxv();
       const loOpen = range ? range.loOpen : false;
       const hiOpen = range ? range.hiOpen : false;
-      if (isPk) return table.primaryRange(lo, hi, loOpen, hiOpen, desc);
-      return (function* () {
-        for (const [, row] of table.indexRange(name, lo, hi, loOpen, hiOpen, desc)) yield row;
-      })();
+      if (isPk) {
+        for (const row of table.primaryRange(lo, hi, loOpen, hiOpen, desc)) yield [row[name], row];
+      } else yield* table.indexRange(name, lo, hi, loOpen, hiOpen, desc);
+    };
+    const iter = function* (): Iterable<Datum> {
+      for (const [, row] of pairs()) yield row;
     };
     const base = new Stream('TABLE_SLICE', iter, { table, feed: feed ?? { table, source: { kind: 'table' }, transforms: [] }, ordered: { index: name, desc }, between: src.opts.between });
     if (specs.length === 0) return base;
-    return new Stream('SELECTION<ARRAY>', () => sortRows([...iter()], sortKeys(c, specs)), { table });
+    // The index orders the rows; the other keys order rows with equal index values.
+    const keys = sortKeys(c, specs);
+    return new Stream('SELECTION<ARRAY>', () => {
+      const out: Datum[] = [];
+      let run: Datum[] = [];
+      let runKey: Key | undefined;
+      for (const [k, row] of pairs()) {
+        if (runKey !== undefined && compare(k, runKey) !== 0) {
+          out.push(...sortRows(run, keys));
+          run = [];
+        }
+        runKey = k;
+        run.push(row);
+      }
+      out.push(...sortRows(run, keys));
+      return out;
+    }, { table });
   }
   if (specs.length === 0) throw logicError('ORDER_BY requires at least one argument.');
   const keys = sortKeys(c, specs);
