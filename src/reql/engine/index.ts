@@ -18,6 +18,7 @@ import type { IndexDef, KeyFn } from '../storage/table.js';
 import { T } from './termtypes.js';
 import { DbVal, Feed, Func, Grouped, Single, Stream, type Val } from './values.js';
 import { SERVER_ID, SERVER_NAME } from './ops/table.js';
+import { Literal, STRAY_LITERAL } from './ops/object.js';
 
 export interface EngineOptions {
   /** Where data lives; omitted = in memory only. */
@@ -144,6 +145,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
       if (val.opts.infinite) return { kind: 'cursor', cursor: streamCursor(val, ctx) };
       return { kind: 'cursor', cursor: streamCursor(val, ctx) };
     }
+    if (val instanceof Literal) throw logicError(STRAY_LITERAL);
     if (val instanceof Single) return { kind: 'atom', value: val.doc };
     if (val instanceof Grouped) return { kind: 'atom', value: toDatum(val, ctx) };
     if (val instanceof DbVal || val instanceof Func) {

@@ -81,9 +81,9 @@ function mayBeGrouped(t: Marked): boolean {
 
 groupedTerms.run = (c, t, op) => {
   const i = t.type === T.FUNCALL ? 1 : 0;
-  if (t.type === T.FUNCALL && t.args.length !== 2) return op.impl(c, t);
-  const a = t.args[i];
-  if (a === undefined || a.type === T.ARGS || !mayBeGrouped(a)) return op.impl(c, t);
+  const a: Marked | undefined = t.args[i];
+  if (a === undefined || a[GROUPABLE] === false) return op.impl(c, t);
+  if ((i === 1 && t.args.length !== 2) || a.type === T.ARGS || !mayBeGrouped(a)) return op.impl(c, t);
   const v = c.ev(a);
   if (v instanceof Grouped) {
     // count(predicate) counts the rows that pass, and a group none pass is left out
@@ -351,7 +351,7 @@ def(T.GROUP, 1, Infinity, (c, t) => {
   const multiOpt = c.opt(t, 'multi');
   if (multiOpt !== undefined && typeof multiOpt !== 'boolean') throw logicError(`Expected type BOOL but found ${typeName(multiOpt)}.`);
   const multi = multiOpt === true;
-  if (src instanceof Grouped) throw logicError('Cannot group grouped data.');
+  if (src instanceof Grouped) throw logicError('Cannot call `group` on the output of `group` (did you mean to `ungroup`?).');
   if (sels.length === 0 && indexOpt === undefined) throw logicError('Cannot group by nothing.');
 
   const keyFns: Array<(row: Datum) => Datum> = sels.map((s) => {
