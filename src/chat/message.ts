@@ -1,0 +1,37 @@
+// A chat message as stored and as the rest of the app sees it. The author is {id?, name} so
+// that accounts can come later without a migration; rows written by the 2015 article's app
+// (author as a plain string) read as {name}.
+import { z } from 'zod';
+
+export const authorSchema = z.union([
+  z.string().transform((name) => ({ name })),
+  z.object({ id: z.string().optional(), name: z.string() }),
+]);
+export type Author = z.output<typeof authorSchema>;
+
+/** A row of the messages table, checked as it comes out of the database. */
+export const messageRow = z.object({
+  id: z.string(),
+  room: z.string(),
+  body: z.string(),
+  author: authorSchema,
+  /** the database's clock (r.now()) when it stored the message */
+  sent: z.date(),
+});
+export type Message = z.output<typeof messageRow>;
+
+/** What the app hands the database; `sent` is added there. */
+export interface NewMessage {
+  id: string;
+  room: string;
+  body: string;
+  author: Author;
+}
+
+/**
+ * The one order of a room, identical for every process and client: by the database's
+ * timestamp, ties broken by id. It is the order of the `room_sent` index ([room, sent, id]).
+ */
+export function compareMessages(a: Message, b: Message): number {
+  return a.sent.getTime() - b.sent.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}

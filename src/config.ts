@@ -1,0 +1,105 @@
+// The server's configuration: the environment, parsed once at start by one schema. A wrong
+// value stops the server with a message naming the setting.
+import { z } from 'zod';
+
+export interface DbServer {
+  host: string;
+  port: number;
+}
+
+/** Where the database is and who we are to it (parsed from RETHINKDB_URL). */
+export interface DbAddress {
+  servers: DbServer[];
+  user: string;
+  password: string;
+}
+
+const DEFAULT_DB = 'chat';
+const DEFAULT_REQL_PORT = 28015;
+
+/** `rethinkdb://[user:password@]host:port[,host:port...][/db]` */
+export function parseRethinkdbUrl(url: string): { address: DbAddress; db: string } {
+  const m = /^rethinkdb:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)(?:\/([^/?#]*))?$/.exec(url);
+  if (!m) throw new Error('must look like rethinkdb://[user:password@]host:port[,host:port...][/db]');
+  const [, user, password, hostList, db] = m;
+  const servers = hostList.split(',').map((hp) => {
+    const hm = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d+))?$/.exec(hp);
+    if (!hm) throw new Error(`has a bad host:port "${hp}"`);
+    const port = hm[2] === undefined ? DEFAULT_REQL_PORT : Number(hm[2]);
+    if (!(port >= 1 && port <= 65535)) throw new Error(`has a bad port in "${hp}"`);
+    return { host: hm[1].replace(/^\[(.*)\]$/, '$1'), port };
+  });
+  const dbName = db ? decodeURIComponent(db) : DEFAULT_DB;
+  if (!/^\w+$/.test(dbName)) throw new Error(`names database "${dbName}"; RethinkDB names are letters, digits and _`);
+  return {
+    address: {
+      servers,
+      user: user ? decodeURIComponent(user) : 'admin',
+      password: password ? decodeURIComponent(password) : '',
+    },
+    db: dbName,
+  };
+}
+
+const int = (min: number, max: number) =>
+  z.coerce.number().int(`must be a whole number`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
+
+const envSchema = z.object({
+  PORT: int(0, 65535).default(5000),
+  /** 127.0.0.1 unless told otherwise: exposing the app is a decision (a PaaS web dyno needs 0.0.0.0). */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  RETHINKDB_URL: z
+    .string()
+    .transform((url, ctx) => {
+      try {
+        return parseRethinkdbUrl(url);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  /** The embedded database keeps its files in DATA_DIR/reql (the same place `npm run db` uses by default). */
+  DATA_DIR: z.string().min(1).default('./data'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HISTORY_LIMIT: int(1, 1000).default(100),
+  RATE_LIMIT_BURST: int(1, 10_000).default(30),
+  RATE_LIMIT_PER_SECOND: z.coerce.number().positive('must be more than 0').max(10_000).default(5),
+  SCHEMA_LOCK_STALE_SECONDS: int(1, 3600).default(60),
+});
+
+const configSchema = envSchema.transform((e) => ({
+  port: e.PORT,
+  host: e.HOST,
+  /** absent: start the embedded database */
+  database: e.RETHINKDB_URL?.address,
+  dbName: e.RETHINKDB_URL?.db ?? DEFAULT_DB,
+  dataDir: e.DATA_DIR,
+  logLevel: e.LOG_LEVEL,
+  historyLimit: e.HISTORY_LIMIT,
+  rateLimit: { burst: e.RATE_LIMIT_BURST, perSecond: e.RATE_LIMIT_PER_SECOND },
+  schemaLockStaleMs: e.SCHEMA_LOCK_STALE_SECONDS * 1000,
+}));
+
+export type Config = z.output<typeof configSchema>;
+export const CONFIG_KEYS = Object.keys(envSchema.shape);
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // An empty variable means unset (`PORT= npm start`), not zero.
+  const present = Object.fromEntries(
+    CONFIG_KEYS.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]),
+  );
+  const parsed = configSchema.safeParse(present);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => {
+    const key = String(i.path[0] ?? '?');
+    const shown = key === 'RETHINKDB_URL' || !(key in present) ? '' : ` (got ${JSON.stringify(present[key])})`;
+    return `  ${key}: ${i.message}${shown}`;
+  });
+  // RETHINKDB_URL may hold a password: never echo it.
+  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,128 @@
+// The database connections of one app instance: a few rethinkdb-ts connections per server,
+// each reopened with backoff when it drops. (rethinkdb-ts's own r.connectPool keeps one
+// process-wide pool in `r.pool` and drains the previous one when called again, which does not
+// fit an app whose dependencies are passed in and which a test may build twice.)
+// Queries multiplex over a connection, so changefeeds and writes share them.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { r, type Connection, type RunOptions } from 'rethinkdb-ts';
+import type { Logger } from 'pino';
+import type { DbAddress, DbServer } from '../config.js';
+
+/** Anything rethinkdb-ts can run on a connection (a query, a selection, a feed...). */
+export interface Runnable<T> {
+  run(connection: Connection, options?: RunOptions): Promise<T>;
+}
+
+export interface Pool {
+  /** Runs on an open connection; fails at once with DbUnavailableError when none is open. */
+  run<T>(q: Runnable<T>): Promise<T>;
+  readonly healthy: boolean;
+  /** Resolves once a connection is open; rejects after `timeoutMs`. */
+  waitHealthy(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class DbUnavailableError extends Error {
+  override name = 'DbUnavailableError';
+}
+
+export interface PoolOptions {
+  log: Logger;
+  /** connections per server (default 2) */
+  perServer?: number;
+  /** first and longest wait between reconnection attempts (ms) */
+  backoff?: { min: number; max: number };
+}
+
+/** One connection to the first server that accepts (for schema work, where endex wants its own). */
+export async function connectAny(address: DbAddress, log: Logger): Promise<Connection> {
+  let last: unknown;
+  for (const server of address.servers) {
+    try {
+      return await connect(server, address, log);
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+
+function connect(server: DbServer, address: DbAddress, log: Logger): Promise<Connection> {
+  return r.connect({
+    host: server.host,
+    port: server.port,
+    user: address.user,
+    password: address.password,
+    timeout: 5,
+    silent: true,
+    log: (m: string) => log.debug({ db: `${server.host}:${server.port}` }, m),
+  });
+}
+
+export function openPool(address: DbAddress, opts: PoolOptions): Pool {
+  const { log } = opts;
+  const perServer = opts.perServer ?? 2;
+  const backoff = opts.backoff ?? { min: 100, max: 5000 };
+  const open: Connection[] = [];
+  const stopping = new AbortController();
+  let next = 0;
+  let waiters: Array<() => void> = [];
+
+  async function keepConnected(server: DbServer): Promise<void> {
+    let attempt = 0;
+    while (!stopping.signal.aborted) {
+      try {
+        const conn = await connect(server, address, log);
+        if (stopping.signal.aborted) {
+          await conn.close().catch(() => undefined);
+          return;
+        }
+        attempt = 0;
+        const closed = new Promise<unknown>((resolve) => conn.once('close', resolve));
+        open.push(conn);
+        for (const w of waiters) w();
+        waiters = [];
+        await closed;
+        const i = open.indexOf(conn);
+        if (i >= 0) open.splice(i, 1);
+        if (!stopping.signal.aborted) log.warn({ db: `${server.host}:${server.port}` }, 'database connection closed; reconnecting');
+      } catch (e) {
+        if (attempt === 0) log.warn({ db: `${server.host}:${server.port}`, err: String(e) }, 'cannot connect to the database; retrying');
+      }
+      const wait = Math.min(backoff.max, backoff.min * 2 ** attempt++) * (0.75 + Math.random() / 2);
+      await sleep(wait, undefined, { signal: stopping.signal }).catch(() => undefined);
+    }
+  }
+
+  // A loop caught in a connection attempt during close() closes what it gets and ends by itself.
+  for (const s of address.servers) for (let i = 0; i < perServer; i++) void keepConnected(s);
+
+  return {
+    get healthy() {
+      return open.length > 0;
+    },
+    run<T>(q: Runnable<T>): Promise<T> {
+      if (open.length === 0) return Promise.reject(new DbUnavailableError('no open database connection'));
+      const conn = open[next++ % open.length];
+      return q.run(conn);
+    },
+    waitHealthy(timeoutMs) {
+      if (open.length > 0) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w !== done);
+          reject(new DbUnavailableError(`could not connect to the database (${address.servers.map((s) => `${s.host}:${s.port}`).join(', ')}) within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        waiters.push(done);
+      });
+    },
+    async close() {
+      stopping.abort();
+      await Promise.all(open.splice(0).map((c) => c.close().catch(() => undefined)));
+    },
+  };
+}

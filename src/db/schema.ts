@@ -1,0 +1,116 @@
+// The database schema, declared once with endex and ensured at start (and by `npm run schema`,
+// the release phase).
+//
+// Several dynos may start at once. On a RethinkDB cluster, concurrent tableCreate calls for
+// one name sent through different nodes create several tables with that name, but dbCreate is
+// safe: exactly one of them succeeds. So schema work is serialized by a lock that is a
+// database: whoever creates `<db>_schema_lock` runs endex and then drops it; the others wait
+// until the schema is complete. A lock left by a crashed process is broken once it has stood
+// unchanged for `staleMs`.
+import { setTimeout as sleep } from 'node:timers/promises';
+import endex from 'endex';
+import { r, type Connection, type RDatum } from 'rethinkdb-ts';
+import type { Logger } from 'pino';
+
+export const MESSAGES = 'messages';
+
+/** tables and their secondary indexes */
+const TABLES = {
+  [MESSAGES]: {
+    // One room's messages in the one order every client shows: by the database's clock,
+    // ties broken by id. History, resume and backfill are all ranges of this index.
+    room_sent: (m: RDatum) => [m('room'), m('sent'), m('id')],
+  },
+} as const;
+
+function declaration(db: string) {
+  const e = endex({ r }).db(db);
+  for (const [table, indexes] of Object.entries(TABLES)) {
+    e.table(table);
+    // endex reads index(name, fn) without options as index(name, options): pass {}.
+    for (const [name, fn] of Object.entries(indexes)) e.index(name, fn, {});
+  }
+  return e;
+}
+
+/** True when the database, every table and every index exist and the indexes are built. */
+export async function isSchemaReady(conn: Connection, db: string): Promise<boolean> {
+  if (!(await r.dbList().run(conn)).includes(db)) return false;
+  const tables = await r.db(db).tableList().run(conn);
+  for (const [table, indexes] of Object.entries(TABLES)) {
+    if (!tables.includes(table)) return false;
+    const status = await r.db(db).table(table).indexStatus().run(conn);
+    for (const name of Object.keys(indexes)) {
+      if (!status.some((s) => s.index === name && s.ready)) return false;
+    }
+  }
+  return true;
+}
+
+export interface EnsureOptions {
+  log: Logger;
+  /** a lock unchanged this long is taken to be left by a crashed process */
+  staleMs: number;
+  /** how often a waiter looks again (default 250 ms) */
+  pollMs?: number;
+}
+
+/**
+ * Makes sure the schema exists. `conn` is used for this alone (endex calls conn.use(db)).
+ * Returns 'present' when there was nothing to do, 'ensured' when this call ran endex.
+ */
+export async function ensureSchema(conn: Connection, db: string, opts: EnsureOptions): Promise<'present' | 'ensured'> {
+  const { log, staleMs } = opts;
+  const pollMs = opts.pollMs ?? 250;
+  const lock = `${db}_schema_lock`;
+  let seen: { id: string; since: number } | undefined;
+
+  for (;;) {
+    if (await isSchemaReady(conn, db)) return 'present';
+    if (await tryCreateDb(conn, lock)) {
+      try {
+        // The previous holder may have finished between our look and our lock.
+        if (await isSchemaReady(conn, db)) return 'present';
+        log.info({ db }, 'ensuring the database schema');
+        await declaration(db).run(conn);
+        for (const table of Object.keys(TABLES)) await r.db(db).table(table).indexWait().run(conn);
+        return 'ensured';
+      } finally {
+        await r.dbDrop(lock).run(conn).catch((e: unknown) => log.warn({ err: String(e) }, 'could not drop the schema lock'));
+      }
+    }
+    // Someone else holds the lock: wait for them, unless the lock is stale.
+    const id = await lockId(conn, lock);
+    if (id !== undefined) {
+      if (seen?.id !== id) seen = { id, since: Date.now() };
+      else if (Date.now() - seen.since > staleMs) {
+        log.warn({ lock }, `breaking a schema lock held for more than ${staleMs} ms`);
+        // Between reading the lock's id and dropping it the holder could, in theory, have been
+        // replaced; the lock is meant for a rare crash, and the next holder's endex is idempotent.
+        await r.dbDrop(lock).run(conn).catch(() => undefined);
+        seen = undefined;
+        continue;
+      }
+    }
+    await sleep(pollMs);
+  }
+}
+
+async function tryCreateDb(conn: Connection, name: string): Promise<boolean> {
+  try {
+    await r.dbCreate(name).run(conn);
+    return true;
+  } catch (e) {
+    if (/already exists/i.test(String((e as Error).message))) return false;
+    throw e;
+  }
+}
+
+async function lockId(conn: Connection, name: string): Promise<string | undefined> {
+  try {
+    const config: { id: string } = await r.db(name).config().run(conn);
+    return config.id;
+  } catch {
+    return undefined; // dropped meanwhile
+  }
+}

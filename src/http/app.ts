@@ -1,0 +1,94 @@
+// The HTTP side: the page (Pug), static assets, health and readiness. The Primus client
+// library is served by Primus itself at /primus/primus.js, ahead of this app.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express, { type Request, type Response } from 'express';
+import helmet from 'helmet';
+import type { Logger } from 'pino';
+import { ANONYMOUS, mayRead } from '../chat/access.js';
+import { LIMITS, roomName } from '../chat/protocol.js';
+
+export interface HttpOptions {
+  log: Logger;
+  /** readiness: the database answers and the schema is in place */
+  ready(): Promise<{ ok: boolean; reason?: string }>;
+}
+
+/** The project root (where views/ and static/ live), from src/ under tsx or dist/src/ when built. */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the project root');
+    dir = up;
+  }
+  return dir;
+}
+
+export function createHttpApp(opts: HttpOptions): express.Express {
+  const root = projectRoot();
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('views', join(root, 'views'));
+  app.set('view engine', 'pug');
+
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          // 'self' covers ws:/wss: of this origin for the socket.
+          connectSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          objectSrc: ["'none'"],
+          baseUri: ["'none'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+        },
+      },
+      // Self-hosted on a LAN is often plain http: do not pin browsers to https.
+      strictTransportSecurity: false,
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    const r = await opts.ready().catch((e: unknown) => ({ ok: false, reason: String(e) }));
+    res.status(r.ok ? 200 : 503).json(r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason });
+  });
+
+  app.get('/', (req: Request, res: Response) => {
+    const q = typeof req.query.room === 'string' ? req.query.room : '';
+    const parsed = roomName.safeParse(q);
+    if (!parsed.success) {
+      res.status(400).render('index', { room: '', limits: LIMITS, error: `That room name is not allowed: ${parsed.error.issues[0]?.message}` });
+      return;
+    }
+    const may = mayRead(ANONYMOUS, parsed.data);
+    if (!may.ok) {
+      res.status(403).render('index', { room: '', limits: LIMITS, error: may.reason });
+      return;
+    }
+    res.render('index', { room: parsed.data, limits: LIMITS });
+  });
+
+  app.use(express.static(join(root, 'static'), { index: false, maxAge: '1h' }));
+
+  app.use((_req, res) => {
+    res.status(404).type('text/plain').send('Not found\n');
+  });
+
+  app.use((err: Error, _req: Request, res: Response, _next: express.NextFunction) => {
+    opts.log.error({ err: err.message }, 'request failed');
+    res.status(500).type('text/plain').send('Internal error\n');
+  });
+
+  return app;
+}

@@ -1,0 +1,52 @@
+// primus ships no types; this is the part of its API the app and its tests use.
+declare module 'primus' {
+  import type { EventEmitter } from 'node:events';
+  import type { Server } from 'node:http';
+
+  namespace Primus {
+    interface Options {
+      transformer?: string;
+      parser?: string;
+      pathname?: string;
+      pingInterval?: number | false;
+      maxLength?: number;
+      compression?: boolean;
+      transport?: Record<string, unknown>;
+    }
+    interface Spark extends EventEmitter {
+      readonly id: string;
+      readonly address: { ip: string; port: number };
+      readonly headers: Record<string, string | undefined>;
+      write(data: unknown): boolean;
+      end(data?: unknown, options?: { reconnect?: boolean }): void;
+    }
+    interface ClientOptions {
+      reconnect?: { min?: number; max?: number; retries?: number; factor?: number };
+      strategy?: string | string[] | false;
+      manual?: boolean;
+      timeout?: number;
+      pingTimeout?: number;
+    }
+    /** The Node client, with the same interface as the browser's. */
+    interface Client extends EventEmitter {
+      write(data: unknown): boolean;
+      end(): void;
+      open(): void;
+      readonly readyState: number;
+    }
+    type ClientConstructor = new (url: string, options?: ClientOptions) => Client;
+  }
+
+  class Primus extends EventEmitter {
+    constructor(server: Server, options?: Primus.Options);
+    static createSocket(options?: Primus.Options): Primus.ClientConstructor;
+    readonly Socket: Primus.ClientConstructor;
+    readonly connected: number;
+    library(): string;
+    forEach(fn: (spark: Primus.Spark) => void): void;
+    destroy(options: { close?: boolean; reconnect?: boolean; timeout?: number }, fn?: (err?: Error) => void): this;
+    on(event: 'connection' | 'disconnection', fn: (spark: Primus.Spark) => void): this;
+    on(event: string, fn: (...args: unknown[]) => void): this;
+  }
+  export default Primus;
+}

@@ -1,0 +1,139 @@
+// The socket side: Primus over engine.io on the app's HTTP server. Every inbound frame is
+// rate-limited, then parsed by the protocol schema, then checked by the access module, then
+// handled. A bad frame gets an error reply and the socket stays usable.
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import Primus from 'primus';
+import type { Logger } from 'pino';
+import { ANONYMOUS, mayRead, mayWrite, type Viewer } from '../chat/access.js';
+import { parseFrame, toWire, type InboundFrame, type OutboundFrame, type Protocol } from '../chat/protocol.js';
+import { IdConflictError, type MessageStore } from '../db/messages.js';
+import { TokenBucket } from './rate-limit.js';
+import type { RoomFeeds, Subscriber } from './room-feeds.js';
+
+export interface RealtimeOptions {
+  feeds: RoomFeeds;
+  store: MessageStore;
+  log: Logger;
+  rateLimit: { burst: number; perSecond: number };
+}
+
+export interface Realtime {
+  readonly primus: Primus;
+  connections(): number;
+  /** Ends every socket telling its client to reconnect (elsewhere), and closes the HTTP server. */
+  close(): Promise<void>;
+}
+
+/** Larger frames close the connection (engine.io's limit); smaller bad ones get an error reply. */
+const MAX_FRAME_BYTES = 64 * 1024;
+
+export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime {
+  const { feeds, store, log } = opts;
+  const primus = new Primus(server, {
+    transformer: 'engine.io',
+    parser: 'JSON',
+    pathname: '/primus',
+    maxLength: MAX_FRAME_BYTES,
+  });
+
+  primus.on('connection', (spark) => {
+    const viewer: Viewer = ANONYMOUS;
+    const bucket = new TokenBucket(opts.rateLimit.burst, opts.rateLimit.perSecond);
+    let protocol: Protocol = 1;
+    let joined: { room: string; sub: Subscriber; active: boolean } | undefined;
+
+    const send = (frame: OutboundFrame) => void spark.write(frame);
+
+    function leave(): void {
+      if (!joined) return;
+      joined.active = false;
+      feeds.leave(joined.room, joined.sub);
+      joined = undefined;
+    }
+
+    function join(room: string, since: string | undefined): void {
+      const may = mayRead(viewer, room);
+      if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason });
+      const previous = joined;
+      const entry = {
+        room,
+        active: true,
+        sub: {
+          start(history, resumed) {
+            if (!entry.active) return;
+            if (protocol === 2) send({ type: 'joined', room, resumed, messages: history.map((m) => toWire(m, 2)) });
+            else for (const m of history) send({ type: 'deliverMessage', message: toWire(m, 1) });
+          },
+          deliver(m) {
+            if (entry.active) send({ type: 'deliverMessage', message: toWire(m, protocol) });
+          },
+        } satisfies Subscriber,
+      };
+      joined = entry;
+      feeds.join(room, entry.sub, since);
+      // Left after joining, so that joining the same room again (the article's client does on
+      // every keystroke) keeps its feed open and answers from memory.
+      if (previous) {
+        previous.active = false;
+        feeds.leave(previous.room, previous.sub);
+      }
+    }
+
+    async function createMessage(m: Extract<InboundFrame, { type: 'createMessage' }>['message']): Promise<void> {
+      const may = mayWrite(viewer, m.room);
+      if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason, clientId: m.id });
+      try {
+        const { message } = await store.insert({ id: m.id ?? randomUUID(), room: m.room, body: m.body, author: m.author });
+        if (protocol === 2) {
+          send({ type: 'ack', clientId: m.id, id: message.id, room: message.room, sent: message.sent.toISOString() });
+        }
+      } catch (e) {
+        if (e instanceof IdConflictError) {
+          send({ type: 'error', code: 'id_conflict', message: 'that message id is taken; choose another', clientId: m.id });
+        } else {
+          log.warn({ err: String(e) }, 'could not store a message');
+          send({ type: 'error', code: 'unavailable', message: 'the message was not stored; send it again', clientId: m.id });
+        }
+      }
+    }
+
+    spark.on('data', (data: unknown) => {
+      const rate = bucket.take();
+      if (!rate.ok) {
+        return send({ type: 'error', code: 'rate_limited', message: 'too many messages; slow down', retryAfterMs: rate.retryAfterMs });
+      }
+      const parsed = parseFrame(data);
+      if (!parsed.ok) return send({ type: 'error', code: parsed.code, message: parsed.message, clientId: parsed.clientId });
+      const frame = parsed.frame;
+      switch (frame.type) {
+        case 'hello':
+          protocol = 2;
+          return send({ type: 'hello', protocol: 2 });
+        case 'joinRoom':
+          return join(frame.room, frame.since);
+        case 'leaveRoom':
+          return leave();
+        case 'createMessage':
+          return void createMessage(frame.message);
+      }
+    });
+
+    // Primus reports frames it cannot decode (not JSON) here.
+    spark.on('error', (err: unknown) => {
+      log.debug({ spark: spark.id, err: String(err) }, 'socket error');
+      send({ type: 'error', code: 'bad_frame', message: 'frame is not valid JSON' });
+    });
+
+    spark.on('end', leave);
+  });
+
+  return {
+    primus,
+    connections: () => primus.connected,
+    close: () =>
+      new Promise<void>((resolve) => {
+        primus.destroy({ close: true, reconnect: true, timeout: 0 }, () => resolve());
+      }),
+  };
+}

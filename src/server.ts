@@ -1,0 +1,168 @@
+// The composition root: config in, database pool, schema, room feeds, sockets and HTTP wired
+// together here and nowhere else. `npm start` runs main() below.
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { ConfigError, loadConfig, type Config, type DbAddress } from './config.js';
+import { createMessageStore } from './db/messages.js';
+import { connectAny, openPool } from './db/pool.js';
+import { ensureSchema } from './db/schema.js';
+import { createHttpApp } from './http/app.js';
+import { createRoomFeeds, type RoomFeeds } from './realtime/room-feeds.js';
+import { attachRealtime, type Realtime } from './realtime/sockets.js';
+import { startReqlServer } from './reql/index.js';
+
+export type AppConfig = Config & { database: DbAddress };
+
+export interface App {
+  start(): Promise<{ port: number }>;
+  /** Stops accepting, tells sockets to reconnect elsewhere, closes feeds and the pool. */
+  stop(): Promise<void>;
+  stats(): { sockets: number } & ReturnType<RoomFeeds['stats']>;
+}
+
+const CONNECT_TIMEOUT_MS = 30_000;
+
+export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
+  const log = deps.log ?? pino({ level: config.logLevel });
+  const pool = openPool(config.database, { log });
+  const store = createMessageStore(pool, config.dbName);
+  const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit });
+  let server: Server | undefined;
+  let realtime: Realtime | undefined;
+  let schemaReady = false;
+  let stopping = false;
+
+  async function ready(): Promise<{ ok: boolean; reason?: string }> {
+    if (stopping) return { ok: false, reason: 'shutting down' };
+    if (!schemaReady) return { ok: false, reason: 'schema not ready' };
+    if (!pool.healthy) return { ok: false, reason: 'no database connection' };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('database did not answer within 2 s')), 2000);
+    });
+    try {
+      await Promise.race([store.ping(), timeout]);
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, reason: (e as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    async start() {
+      await pool.waitHealthy(CONNECT_TIMEOUT_MS);
+      const conn = await connectAny(config.database, log);
+      try {
+        await ensureSchema(conn, config.dbName, { log, staleMs: config.schemaLockStaleMs });
+      } finally {
+        await conn.close().catch(() => undefined);
+      }
+      schemaReady = true;
+
+      server = createServer(createHttpApp({ log, ready }));
+      realtime = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit });
+      const s = server;
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(config.port, config.host, () => {
+          s.off('error', reject);
+          resolve();
+        });
+      });
+      const address = s.address();
+      const port = typeof address === 'object' && address ? address.port : config.port;
+      log.info({ port, host: config.host, db: config.dbName }, 'listening');
+      return { port };
+    },
+
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      if (realtime && server) {
+        const s = server;
+        // Sockets and in-flight requests get a moment to finish; then they are cut.
+        const cut = setTimeout(() => s.closeAllConnections(), 3000);
+        await realtime.close();
+        clearTimeout(cut);
+      }
+      await feeds.close();
+      await pool.close();
+      log.info('stopped');
+    },
+
+    stats() {
+      return { sockets: realtime?.connections() ?? 0, ...feeds.stats() };
+    },
+  };
+}
+
+/** The database to use: RETHINKDB_URL's, or the embedded server started here on DATA_DIR. */
+export async function openDatabase(config: Config, log: Logger): Promise<{ database: DbAddress; close(): Promise<void> }> {
+  if (config.database) return { database: config.database, close: async () => undefined };
+  const dataDir = join(config.dataDir, 'reql');
+  const reql = await startReqlServer({ port: 0, host: '127.0.0.1', dataDir, onWarn: (m) => log.warn({ component: 'reql' }, m) });
+  log.info({ dataDir, port: reql.port }, 'embedded database started');
+  return { database: { servers: [{ host: reql.host, port: reql.port }], user: 'admin', password: '' }, close: () => reql.close() };
+}
+
+export function readConfigOrExit(env: NodeJS.ProcessEnv): Config {
+  try {
+    return loadConfig(env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`chatroom: ${e.message}\n`);
+    process.exit(1);
+  }
+}
+
+const SHUTDOWN_DEADLINE_MS = 9_500;
+
+async function main(): Promise<void> {
+  const config = readConfigOrExit(process.env);
+  const log = pino({ level: config.logLevel });
+  const db = await openDatabase(config, log);
+  const app = createApp({ ...config, database: db.database }, { log });
+
+  let shuttingDown = false;
+  const shutdown = (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    app
+      .stop()
+      .then(() => db.close())
+      .then(
+        () => process.exit(0),
+        (e: unknown) => {
+          log.error({ err: String(e) }, 'error while shutting down');
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  try {
+    await app.start();
+  } catch (e) {
+    log.fatal({ err: String(e) }, 'could not start');
+    await app.stop().catch(() => undefined);
+    await db.close().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`chatroom: could not start: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}
