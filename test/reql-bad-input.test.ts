@@ -2,7 +2,7 @@
 // serving everyone else: raw sockets for what a driver would never send, rethinkdb-ts for the rest.
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { r } from 'rethinkdb-ts';
 import { startReqlServer, type ReqlServer } from '../src/reql/index.js';
 
@@ -97,15 +97,11 @@ async function handshake(c: ReturnType<typeof rawClient>, password: string) {
   return { hello, final: JSON.parse(await c.nullTerminated()) };
 }
 
-const stillServes = async (t: Tap.Test) => {
+const stillServes = async (t: Test) => {
   const conn = await r.connect({ host: server.host, port: server.port, password: 'sesame' });
   t.equal(await r.expr(41).add(1).run(conn), 42, 'a well-behaved client is still served');
   await conn.close();
 };
-type Tap = { Test: Parameters<Parameters<typeof t.test>[1]>[0] };
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0];
-}
 
 t.test('passwords: the right one connects, a wrong one is refused with an auth error', async (t) => {
   const conn = await r.connect({ host: server.host, port: server.port, password: 'sesame' });
