@@ -46,7 +46,7 @@ const int = (min: number, max: number) =>
 
 const envSchema = z.object({
   PORT: int(0, 65535).default(5000),
-  /** 127.0.0.1 unless told otherwise: exposing the app is a decision (a PaaS web dyno needs 0.0.0.0). */
+  /** 127.0.0.1 unless told otherwise (or on a dyno, where DYNO is set: 0.0.0.0). */
   HOST: z.string().min(1).default('127.0.0.1'),
   RETHINKDB_URL: z
     .string()
@@ -93,6 +93,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const present = Object.fromEntries(
     CONFIG_KEYS.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]),
   );
+  // On a Procfile platform (DYNO is set) the router reaches the web dyno from outside.
+  if (present.HOST === undefined && env.DYNO) present.HOST = '0.0.0.0';
   const parsed = configSchema.safeParse(present);
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((i) => {

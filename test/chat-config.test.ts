@@ -10,6 +10,11 @@ t.test('defaults', async (t) => {
   t.equal(c.schemaLockStaleMs, 60_000);
 });
 
+t.test('on a dyno the app listens on every interface unless HOST says otherwise', async (t) => {
+  t.equal(loadConfig({ DYNO: 'web.1' }).host, '0.0.0.0');
+  t.equal(loadConfig({ DYNO: 'web.1', HOST: '127.0.0.1' }).host, '127.0.0.1');
+});
+
 t.test('an empty variable counts as unset', async (t) => {
   t.equal(loadConfig({ PORT: '', RETHINKDB_URL: '' }).port, 5000);
   t.equal(loadConfig({ RETHINKDB_URL: '' }).database, undefined);
