@@ -22,6 +22,8 @@ export interface FeedSpec {
   source: FeedSource;
   /** per-row transforms applied before changes() (filter → undefined drops, map rewrites) */
   transforms: Array<(row: Datum) => Datum | undefined>;
+  /** a map/filter before changes() used r.random, r.js or the like */
+  nondeterministic?: boolean;
 }
 
 /** Adds a transform over change objects of an existing feed (filter/map/pluck after changes()). */
@@ -45,7 +47,7 @@ def(T.CHANGES, 1, 1, (c, t) => {
     throw logicError(`Expected BOOL or NUMBER but found ${squashOpt === null ? 'NULL' : typeof squashOpt === 'string' ? 'STRING' : Array.isArray(squashOpt) ? 'ARRAY' : 'OBJECT'}.`);
   }
   if (typeof squashOpt === 'number' && squashOpt < 0) throw logicError('Expected BOOL or a positive NUMBER but found a negative NUMBER.');
-  const squash = squashOpt === undefined ? true : squashOpt;
+  const squash = squashOpt === undefined ? false : squashOpt; // RethinkDB sends every change unless asked to squash
   const options = {
     squash,
     includeInitial: o('include_initial') === true,
@@ -62,6 +64,7 @@ def(T.CHANGES, 1, 1, (c, t) => {
     throw logicError(`Expected type SEQUENCE but found ${src === null ? 'NULL' : typeof src === 'object' ? 'OBJECT' : 'DATUM'}.`);
   }
   if (options.includeOffsets && spec.source.kind !== 'limit') throw logicError('Cannot include offsets for range subs.');
+  if (spec.nondeterministic) throw logicError('Cannot call `changes` after a non-deterministic function.');
   return new Feed(spec, options);
 }, ['squash', 'include_initial', 'include_states', 'include_types', 'include_offsets', 'changefeed_queue_size']);
 
@@ -267,7 +270,8 @@ export class FeedCursor implements Cursor {
           if (v === undefined) return;
         }
       } catch (e) {
-        if (e instanceof ReqlError) return;
+        // An error in a map/filter after changes() ends the feed with that error.
+        if (e instanceof ReqlError) return this.fail(e);
         throw e;
       }
     }
@@ -312,7 +316,7 @@ export class FeedCursor implements Cursor {
         this.skipped = 0;
         return { items: [{ error: `Changefeed cache over array size limit, skipped ${n} elements.` }, ...this.queue.splice(0, 10_000)], done: false };
       }
-      if (this.error) {
+      if (this.error && this.queue.length === 0) {
         const e = this.error;
         this.close();
         throw e;

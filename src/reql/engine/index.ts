@@ -151,7 +151,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
     if (val instanceof DbVal || val instanceof Func) {
       throw logicError(`Query result must be of type DATUM, GROUPED_DATA, or STREAM (got ${valTypeName(val)}).`);
     }
-    if (isBound(val)) throw logicError(`Cannot use \`r.${val.name.toLowerCase()}\` outside of a range.`);
+    if (isBound(val)) throw logicError(`Cannot convert \`r.${val.name.toLowerCase()}\` to JSON.`);
     return { kind: 'atom', value: toDatum(val, ctx) };
   }
 

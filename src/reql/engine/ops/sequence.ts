@@ -8,6 +8,7 @@ import { T } from '../termtypes.js';
 import { Feed, Func, Single, Stream, type Val } from '../values.js';
 import { Order } from './core.js';
 import { withTransform } from '../feeds.js';
+import { deterministic } from './write.js';
 import { Literal, matchesObject } from './object.js';
 
 function seqArg(c: Ctx, v: Val): Stream | Datum[] {
@@ -64,7 +65,7 @@ def(T.FILTER, 2, 2, (c, t) => {
     for (const x of items) if (pred(x)) yield x;
   }, true);
   if (out instanceof Stream && s instanceof Stream && s.opts.feed) {
-    return new Stream(out.typeName, out.iter, { ...out.opts, feed: { ...s.opts.feed, transforms: [...s.opts.feed.transforms, (row) => (pred(row) ? row : undefined)] } });
+    return new Stream(out.typeName, out.iter, { ...out.opts, feed: { ...s.opts.feed, nondeterministic: s.opts.feed.nondeterministic || !deterministic(f), transforms: [...s.opts.feed.transforms, (row) => (pred(row) ? row : undefined)] } });
   }
   return out;
 }, ['default']);
@@ -91,7 +92,7 @@ def(T.MAP, 2, Infinity, (c, t) => {
       for (const x of items) yield c.callDatum(f, [x]);
     }, false);
     if (out instanceof Stream && src instanceof Stream && src.opts.feed) {
-      return new Stream(out.typeName, out.iter, { ...out.opts, feed: { ...src.opts.feed, transforms: [...src.opts.feed.transforms, (row) => c.callDatum(f, [row])] } });
+      return new Stream(out.typeName, out.iter, { ...out.opts, feed: { ...src.opts.feed, nondeterministic: src.opts.feed.nondeterministic || !deterministic(f), transforms: [...src.opts.feed.transforms, (row) => c.callDatum(f, [row])] } });
     }
     return out;
   }

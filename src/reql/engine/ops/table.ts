@@ -1,6 +1,6 @@
 // Databases, tables, indexes and the reads that use them: get, getAll, between.
 import { randomUUID } from 'node:crypto';
-import { isBound, isObject, MAXVAL, MINVAL, typeName, type Datum, type DatumObject, type Key } from '../datum.js';
+import { isBound, isObject, MAXVAL, MINVAL, printDatum, typeName, type Datum, type DatumObject, type Key } from '../datum.js';
 import { logicError, opFailed } from '../errors.js';
 import { def, str, toDatum, valTypeName, type Ctx } from '../eval.js';
 import { T } from '../termtypes.js';
@@ -130,8 +130,10 @@ def(T.TABLE, 1, 2, (c, t) => {
 
 function tableOf(c: Ctx, v: Val, op: string): Table {
   if (v instanceof Stream && v.typeName === 'TABLE' && v.opts.table) return v.opts.table;
-  throw logicError(`Expected type TABLE but found ${valTypeName(v)}.`);
   void op;
+  if (v instanceof Stream) throw logicError(`Expected type TABLE but found ${v.typeName}:\n<stream>`);
+  if (v instanceof DbVal || v instanceof Func) throw logicError(`Expected type TABLE but found ${valTypeName(v)}.`);
+  throw logicError(`Expected type TABLE but found DATUM:\n${printDatum(toDatum(v, c))}`);
 }
 
 export function checkPrimaryKey(k: Datum): void {

@@ -1,7 +1,7 @@
 // insert, update, replace, delete. Each query's row changes are committed together: applied
 // in memory at once (feeds see them), and acknowledged once durable.
 import { randomUUID } from 'node:crypto';
-import { equal, isObject, printDatum, typeName, type Datum, type DatumObject } from '../datum.js';
+import { equal, isBound, isObject, printDatum, typeName, type Datum, type DatumObject } from '../datum.js';
 import { logicError, ReqlError } from '../errors.js';
 import { def, str, toDatum, valTypeName, type Ctx } from '../eval.js';
 import type { Term } from '../term.js';
@@ -112,7 +112,8 @@ function validateRow(w: Writer, row: Datum, old: DatumObject | null): DatumObjec
   if (!isObject(row) || row.$reql_type$ !== undefined) return `Expected type OBJECT but found ${typeName(row)}.`;
   const pk = w.table.primaryKey;
   const key = row[pk];
-  if (key === undefined) return `No attribute \`${pk}\` in object:\n${printDatum(row)}`;
+  if (key === undefined) return `Inserted object must have primary key \`${pk}\`:\n${printDatum(row)}`;
+  if (containsBound(row)) return '`r.minval` and `r.maxval` cannot be written to disk.';
   if (key === null || (isObject(key) && key.$reql_type$ === undefined)) {
     return `Primary keys must be either a number, string, bool, pseudotype or array (got type ${typeName(key)}):\n${printDatum(key)}`;
   }
@@ -129,6 +130,7 @@ def(T.INSERT, 2, 2, (c, t) => {
   const table = tv.opts.table;
   const src = c.ev(t.args[1]);
   const docs: Datum[] = src instanceof Stream || Array.isArray(src) ? [...iterOf(src)] : [toDatum(src, c)];
+  if (t.optargs.return_vals) throw logicError('Error: encountered obsolete optarg `return_vals`.  Use `return_changes` instead.');
   const conflictV = t.optargs.conflict ? c.ev(t.optargs.conflict) : 'error';
   if (!(conflictV instanceof Func) && conflictV !== 'error' && conflictV !== 'replace' && conflictV !== 'update') {
     throw logicError(`Conflict option \`${String(toDatum(conflictV as Val, c))}\` unrecognized (options are "error", "replace" and "update").`);
@@ -183,7 +185,7 @@ def(T.INSERT, 2, 2, (c, t) => {
   const out = w.finish(c, durabilityOpt(c, t, table));
   if (generated.length) out.generated_keys = generated;
   return out;
-}, ['conflict', 'durability', 'return_changes', 'ignore_write_hook']);
+}, ['conflict', 'durability', 'return_changes', 'return_vals', 'ignore_write_hook']);
 
 /** The rows a write applies to: a single row, a selection, or (for errors) anything else. */
 function targets(c: Ctx, v: Val): { table: Table; rows: Iterable<{ key: Datum; single: boolean }> } {
@@ -200,24 +202,41 @@ function targets(c: Ctx, v: Val): { table: Table; rows: Iterable<{ key: Datum; s
       })(),
     };
   }
-  throw logicError(`Expected type SELECTION but found ${valTypeName(v)}.`);
+  if (v instanceof Stream || v instanceof Func) throw logicError(`Expected type SELECTION but found ${valTypeName(v)}.`);
+  throw logicError(`Expected type SELECTION but found DATUM:\n${printDatum(toDatum(v, c))}`);
+}
+
+function isDeterministicTerm(x: Term): boolean {
+  if (x.type === T.JAVASCRIPT || x.type === T.HTTP || x.type === T.RANDOM || (x.type === T.UUID && x.args.length === 0)) return false;
+  if (x.type === T.TABLE || x.type === T.DB || x.type === T.GET || x.type === T.GET_ALL) return false;
+  return x.args.every(isDeterministicTerm) && Object.values(x.optargs).every(isDeterministicTerm);
+}
+
+/** Whether a function value always gives the same result for the same row. */
+export function deterministic(f: Val): boolean {
+  return !(f instanceof Func) || f.native !== undefined || isDeterministicTerm(f.body);
 }
 
 /** Functions passed to update/replace must be deterministic unless nonAtomic is set. */
 function checkDeterministic(t: Term): void {
-  const walk = (x: Term): boolean => {
-    if (x.type === T.JAVASCRIPT || x.type === T.HTTP || x.type === T.RANDOM || (x.type === T.UUID && x.args.length === 0)) return false;
-    if (x.type === T.TABLE || x.type === T.DB || x.type === T.GET || x.type === T.GET_ALL) return false;
-    return x.args.every(walk) && Object.values(x.optargs).every(walk);
-  };
-  if (!walk(t)) throw logicError('Could not prove argument deterministic.  Maybe you want to use the non_atomic flag?');
+  if (!isDeterministicTerm(t)) throw logicError('Could not prove argument deterministic.  Maybe you want to use the non_atomic flag?');
+}
+
+function containsBound(v: unknown): boolean {
+  if (isBound(v)) return true;
+  if (Array.isArray(v)) return v.some(containsBound);
+  if (isObject(v)) return Object.values(v).some(containsBound);
+  return false;
 }
 
 function modify(c: Ctx, t: Term, kind: 'update' | 'replace'): DatumObject {
   const sel = c.ev(t.args[0]);
   const fnTerm = t.args[1];
   if (c.opt(t, 'non_atomic') !== true) checkDeterministic(fnTerm);
-  const f = kind === 'update' ? evalLiteralObj(c, fnTerm) : c.ev(fnTerm);
+  const evalPatch = () => (kind === 'update' ? evalLiteralObj(c, fnTerm) : c.ev(fnTerm));
+  // A function is evaluated once here and called per row; a plain value is evaluated per row
+  // so that an error in it (r.error) becomes a counted write error, as in RethinkDB.
+  const once = fnTerm.type === T.FUNC ? evalPatch() : undefined;
   const { table, rows } = targets(c, sel);
   const w = new Writer(table, returnChangesOpt(c, t));
   const pk = table.primaryKey;
@@ -225,6 +244,7 @@ function modify(c: Ctx, t: Term, kind: 'update' | 'replace'): DatumObject {
     const old = w.current(key);
     let nu: Datum;
     try {
+      const f = once ?? evalPatch();
       if (kind === 'update') {
         if (old === null) {
           w.write(null, null);
@@ -244,7 +264,7 @@ function modify(c: Ctx, t: Term, kind: 'update' | 'replace'): DatumObject {
       }
     } catch (e) {
       if (e instanceof ReqlError) {
-        w.error(e.message, old);
+        w.error(e.message, old, old);
         continue;
       }
       throw e;
@@ -259,7 +279,7 @@ function modify(c: Ctx, t: Term, kind: 'update' | 'replace'): DatumObject {
       continue;
     }
     const checked = validateRow(w, nu, old);
-    if (typeof checked === 'string') w.error(checked, old);
+    if (typeof checked === 'string') w.error(checked, old, old);
     else w.write(old, checked);
   }
   return w.finish(c, durabilityOpt(c, t, table));
