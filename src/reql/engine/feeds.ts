@@ -270,8 +270,9 @@ export class FeedCursor implements Cursor {
           if (v === undefined) return;
         }
       } catch (e) {
-        // An error in a map/filter after changes() ends the feed with that error.
-        if (e instanceof ReqlError) return this.fail(e);
+        // An error in a map/filter after changes() ends the feed with that error; an initial
+        // value it fails on is left out.
+        if (e instanceof ReqlError) return initial ? undefined : this.fail(e);
         throw e;
       }
     }
