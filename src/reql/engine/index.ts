@@ -24,6 +24,8 @@ export interface EngineOptions {
   /** Where data lives; omitted = in memory only. */
   dataDir?: string;
   onWarn?: (msg: string) => void;
+  /** see CatalogOptions.compactMinRows */
+  compactMinRows?: number;
 }
 
 export interface EmbeddedEngine extends Engine {
@@ -61,7 +63,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
       return [v];
     };
   };
-  const catalog = await Catalog.open({ dataDir: opts.dataDir, compileIndex, onWarn: opts.onWarn });
+  const catalog = await Catalog.open({ dataDir: opts.dataDir, compileIndex, onWarn: opts.onWarn, compactMinRows: opts.compactMinRows });
   state = { catalog, feeds: new FeedHub() };
 
   function globals(raw: Record<string, unknown>): GlobalOpts {

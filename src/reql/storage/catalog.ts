@@ -24,6 +24,8 @@ export interface CatalogOptions {
   /** Compiles a stored index function into a key extractor (the engine knows ReQL; storage does not). */
   compileIndex: (def: IndexDef) => KeyFn;
   onWarn?: (msg: string) => void;
+  /** row records the log may hold before compaction is considered (default 100,000) */
+  compactMinRows?: number;
 }
 
 export class Catalog {
@@ -112,7 +114,7 @@ export class Catalog {
     let live = 0;
     for (const t of this.tables.values()) live += t.rows.size;
     // History may be at most as large again as live data (and small logs are left alone).
-    if (this.loggedRows < 100_000 || this.loggedRows < 2 * live) return;
+    if (this.loggedRows < (this.opts.compactMinRows ?? 100_000) || this.loggedRows < 2 * live) return;
     this.compacting = true;
     this.loggedRows = live;
     // The snapshot is taken synchronously, so writes after this point land after it in the new file.
