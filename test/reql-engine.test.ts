@@ -119,6 +119,14 @@ t.test('unsupported terms fail with an error that names them', async (t) => {
   t.equal(await r.expr(1).add(1).run(conn), 2, 'the connection still works');
 });
 
+t.test('noreply queries, NOREPLY_WAIT and SERVER_INFO', async (t) => {
+  await r.tableCreate('nr').run(conn);
+  for (let i = 0; i < 20; i++) await r.table('nr').insert({ id: i }).run(conn, { noreply: true });
+  await conn.noreplyWait();
+  t.equal(await r.table('nr').count().run(conn), 20, 'every noreply write is done once noreplyWait returns');
+  t.match(await conn.server(), { id: /^[0-9a-f-]{36}$/, name: 'embedded', proxy: false });
+});
+
 t.test('a connection pool connects (with discovery off)', async (t) => {
   const pool = await r.connectPool({ servers: [{ host: server.host, port: server.port }], discovery: false, silent: true, buffer: 2, max: 4 });
   t.equal(await r.expr('pool').run(), 'pool');
