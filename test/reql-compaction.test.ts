@@ -13,7 +13,7 @@ t.test('many rewrites of few rows: the log stays near the size of the live rows'
   const dir = mkdtempSync(join(tmpdir(), 'reql-compact-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const warnings: string[] = [];
-  let engine = await createEngine({ dataDir: dir, compactMinRows: 2000, onWarn: (m) => warnings.push(m) });
+  let engine = await createEngine({ dataDir: dir, compactMinRows: 500, onWarn: (m) => warnings.push(m) });
   await engine.run([60, ['c']], {});
   await engine.run([56, [table('c'), [2, Array.from({ length: 100 }, (_, i) => ({ id: i, n: 0, pad: 'x'.repeat(200) }))]]], {});
   const sizeAfterInsert = statSync(join(dir, 'reql.log')).size;

@@ -34,6 +34,7 @@ export class Catalog {
   private log?: DurableLog;
   private lockFile?: string;
   private compacting = false;
+  private closing = false;
   /** row records in the log file; compared with live rows to decide when to compact */
   private loggedRows = 0;
 
@@ -124,6 +125,8 @@ export class Catalog {
       .catch((e: unknown) => this.opts.onWarn?.(`compaction failed, the log keeps growing: ${String(e)}`))
       .finally(() => {
         this.compacting = false;
+        // Writes made while it ran may already call for the next one.
+        if (!this.closing) this.maybeCompact();
       });
   }
 
@@ -210,6 +213,7 @@ export class Catalog {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.log?.close();
     if (this.lockFile) await rm(this.lockFile, { force: true });
   }
