@@ -23,6 +23,7 @@ declare module 'primus' {
     interface ClientOptions {
       reconnect?: { min?: number; max?: number; retries?: number; factor?: number };
       strategy?: string | string[] | false;
+      transport?: Record<string, unknown>;
       manual?: boolean;
       timeout?: number;
       pingTimeout?: number;

@@ -48,9 +48,11 @@ export async function connectAny(address: DbAddress, log: Logger): Promise<Conne
 }
 
 function connect(server: DbServer, address: DbAddress, log: Logger): Promise<Connection> {
+  // rethinkdb-ts hands `server` to net.connect. Without noDelay, Nagle's algorithm holds a
+  // small query back while an earlier one is unacknowledged: milliseconds on every message.
+  const socket = { host: server.host, port: server.port, noDelay: true };
   return r.connect({
-    host: server.host,
-    port: server.port,
+    server: socket,
     user: address.user,
     password: address.password,
     timeout: 5,
