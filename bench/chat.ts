@@ -150,7 +150,9 @@ async function load(db: Db, dynos: Dyno[], clients: LoadClient[], plots: PlotSer
     for (let i = before; i < target; i++) {
       if (Date.now() > deadline) throw new Error(`connecting ${target} clients took too long (${i} connected)`);
       const room = i % ROOMS;
-      const c = new LoadClient({ urls: [dynos[i % dynos.length].url], room: `bench-${room}`, onMessage });
+      // Every room has clients on every process: client i of a room is on process i % D.
+      const dyno = dynos[Math.floor(i / ROOMS) % dynos.length];
+      const c = new LoadClient({ urls: [dyno.url], room: `bench-${room}`, onMessage });
       clients.push(c);
       roomSize[room]++;
       const p = c.start().finally(() => inFlight.delete(p));

@@ -27,6 +27,18 @@ function urlOf(address: DbAddress, db: string): string {
   return `rethinkdb://${auth}${address.servers.map((s) => `${s.host}:${s.port}`).join(',')}/${db}`;
 }
 
+// Children die with us, whatever way we go (an error, Ctrl-C, a timeout's SIGTERM).
+const children = new Set<ChildProcess>();
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
 async function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 30_000): Promise<RegExpExecArray> {
   let out = '';
   return new Promise((resolve, reject) => {
@@ -81,9 +93,11 @@ export async function startDb(opts: { dataDir: string; dbName: string; realUrl?:
   let port = 0;
   let child: ChildProcess;
   const start = async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/reql/cli.ts', '--port', String(port), '--data', opts.dataDir], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    child = track(
+      spawn(process.execPath, ['--import', 'tsx', 'src/reql/cli.ts', '--port', String(port), '--data', opts.dataDir], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
+    );
     const m = await waitForLine(child, /serving RethinkDB protocol on [^:\s]+:(\d+)/, 'the embedded database');
     port = Number(m[1]);
     child.stdout?.resume();
@@ -130,10 +144,11 @@ export interface Dyno {
 export async function spawnDyno(name: string, dbUrl: string, env: Record<string, string> = {}, opts: { fromSource?: boolean } = {}): Promise<Dyno> {
   const compiled = 'dist/src/server.js';
   const args = existsSync(compiled) && !opts.fromSource ? [compiled] : ['--import', 'tsx', 'src/server.ts'];
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', RETHINKDB_URL: dbUrl, DYNO: name, ...env },
+  const child = track(spawn(process.execPath, args, {
+    // LOG_LEVEL info: the 'listening' line tells the port.
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', RETHINKDB_URL: dbUrl, DYNO: name, ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  }));
   const m = await waitForLine(child, /"port":(\d+)[^\n]*"msg":"listening"/, `dyno ${name}`);
   child.stdout?.resume();
   const port = Number(m[1]);
