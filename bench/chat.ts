@@ -38,6 +38,7 @@ const { values: flags } = parseArgs({
     'no-join': { type: 'boolean', default: false },
     'no-load': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
+    profile: { type: 'string' },
   },
 });
 
@@ -64,6 +65,7 @@ if (STEPS[0] < ROOMS) throw new Error('--clients must be at least --rooms (every
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+const round2 = (v: number) => Math.round(v * 100) / 100;
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
 
 interface StepResult {
@@ -78,6 +80,10 @@ interface StepResult {
   bytesPerIdleConnection: number;
   dbChangefeeds: number;
   clientErrors: Record<string, number>;
+  /** clients by engine.io transport at the end of the measurement */
+  transports: Record<string, number>;
+  /** per second of the measurement: deliveries, p50, p99, max (ms) */
+  timeline: Array<{ second: number; deliveries: number; p50: number; p99: number; max: number }>;
 }
 
 async function main(): Promise<void> {
@@ -93,9 +99,11 @@ async function main(): Promise<void> {
   };
   const plots: PlotSeries[] = [];
   try {
-    const env = { RATE_LIMIT_BURST: '10000', RATE_LIMIT_PER_SECOND: '10000' };
+    const env: Record<string, string> = { RATE_LIMIT_BURST: '10000', RATE_LIMIT_PER_SECOND: '10000' };
+    // --profile DIR: each app process writes a V8 CPU profile there when it stops.
+    const nodeArgs = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [];
     log(`database ${result.database}; starting ${DYNOS} app process(es)`);
-    for (let i = 0; i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env));
+    for (let i = 0; i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { nodeArgs }));
     if (!flags['no-load']) {
       result.load = await load(db, dynos, clients, plots);
       for (const c of clients.splice(0)) c.close();
@@ -217,6 +225,8 @@ async function load(db: Db, dynos: Dyno[], clients: LoadClient[], plots: PlotSer
     const processes = dynos.map((d, k) => proc(d.name, cpu0[k], cpu1[k]));
     if (dbCpu0 && dbCpu1) processes.push(proc('database', dbCpu0, dbCpu1));
     processes.push(proc('load generator', self0, self1));
+    const transports: Record<string, number> = {};
+    for (const c of clients) transports[c.transport ?? 'closed'] = (transports[c.transport ?? 'closed'] ?? 0) + 1;
     const errors: Record<string, number> = {};
     for (const c of clients) for (const [code, n] of c.errors) errors[code] = (errors[code] ?? 0) + n;
     const step: StepResult = {
@@ -231,6 +241,8 @@ async function load(db: Db, dynos: Dyno[], clients: LoadClient[], plots: PlotSer
       bytesPerIdleConnection: Math.round(bytesPerIdleConnection),
       dbChangefeeds: feedsOnDb,
       clientErrors: errors,
+      transports,
+      timeline: m.timeline.points().map((p) => ({ ...p, p50: round2(p.p50), p99: round2(p.p99), max: round2(p.max) })),
     };
     results.push(step);
     plots.push({ label: `${target} clients`, latencies: m.latencies.values(), timeline: m.timeline.points() });
@@ -251,7 +263,8 @@ function printStep(s: StepResult): void {
   console.log(table([['process', 'CPU %', 'RSS MiB', 'peak RSS MiB'], ...s.processes.map((p) => [p.name, p.cpuPercent, p.rssMiB, p.peakRssMiB])]));
   console.log(
     `memory per idle connection: ${(s.bytesPerIdleConnection / 1024).toFixed(1)} KiB (app RSS growth / clients); ` +
-      `changefeeds open on the database: ${s.dbChangefeeds}; errors seen by clients: ${JSON.stringify(s.clientErrors)}`,
+      `changefeeds open on the database: ${s.dbChangefeeds}; errors seen by clients: ${JSON.stringify(s.clientErrors)}; ` +
+      `transports: ${JSON.stringify(s.transports)}`,
   );
 }
 

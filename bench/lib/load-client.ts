@@ -18,7 +18,7 @@ interface EngineSocket {
   once(event: 'upgrade', fn: () => void): void;
 }
 
-const Socket = Primus.createSocket({ transformer: 'engine.io', parser: 'JSON', pathname: '/primus' });
+const Socket = Primus.createSocket({ transformer: 'engine.io', parser: 'JSON', pathname: '/primus', pingInterval: false });
 
 export interface LoadClientOptions {
   /** app processes to try, in turn; the first is used first */
@@ -134,6 +134,11 @@ export class LoadClient {
     const frame: Frame = { type: 'createMessage', message: { id, room: this.opts.room, body, author: { name: author } } };
     this.pending.set(id, frame);
     this.sock?.write(frame);
+  }
+
+  /** The engine.io transport in use ('websocket' once upgraded), if connected. */
+  get transport(): string | undefined {
+    return (this.sock as unknown as { socket?: EngineSocket } | undefined)?.socket?.transport?.name;
   }
 
   /** True while a connection is open. */

@@ -141,9 +141,9 @@ export interface Dyno {
  * One app process, as a dyno runs it: the compiled server when it is built (`npm run build`),
  * otherwise the TypeScript source through tsx.
  */
-export async function spawnDyno(name: string, dbUrl: string, env: Record<string, string> = {}, opts: { fromSource?: boolean } = {}): Promise<Dyno> {
+export async function spawnDyno(name: string, dbUrl: string, env: Record<string, string> = {}, opts: { fromSource?: boolean; nodeArgs?: string[] } = {}): Promise<Dyno> {
   const compiled = 'dist/src/server.js';
-  const args = existsSync(compiled) && !opts.fromSource ? [compiled] : ['--import', 'tsx', 'src/server.ts'];
+  const args = [...(opts.nodeArgs ?? []), ...(existsSync(compiled) && !opts.fromSource ? [compiled] : ['--import', 'tsx', 'src/server.ts'])];
   const child = track(spawn(process.execPath, args, {
     // LOG_LEVEL info: the 'listening' line tells the port.
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', RETHINKDB_URL: dbUrl, DYNO: name, ...env, LOG_LEVEL: 'info' },

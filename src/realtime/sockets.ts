@@ -35,6 +35,11 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     parser: 'JSON',
     pathname: '/primus',
     maxLength: MAX_FRAME_BYTES,
+    // Primus's own heartbeat pings every socket from one timer, in one loop: with 10,000
+    // sockets that is a stall of hundreds of milliseconds every interval. engine.io already
+    // pings each socket on its own timer (and closes dead ones, which ends their sparks), so
+    // Primus's is off; the client library it serves then stops expecting Primus pings.
+    pingInterval: false,
   });
 
   primus.on('connection', (spark) => {
