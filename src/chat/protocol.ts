@@ -72,10 +72,18 @@ export function parseFrame(data: unknown): ParseResult {
   const known = inboundFrame.options.some((o) => o.shape.type.value === type);
   const clientId = messageIdOf(data);
   if (!known) {
-    return { ok: false, code: 'unknown_type', message: `unrecognized message type ${JSON.stringify(type ?? null).slice(0, 40)}`, clientId };
+    return { ok: false, code: 'unknown_type', message: `unrecognized message type ${describeType(type)}`, clientId };
   }
   const message = parsed.error.issues.map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`).join('; ');
   return { ok: false, code: 'bad_frame', message, clientId };
+}
+
+/** A short, safe rendering of a frame's `type` for an error (it may be anything: huge, nested). */
+function describeType(type: unknown): string {
+  if (typeof type === 'string') return JSON.stringify(type.length > 40 ? `${type.slice(0, 40)}…` : type);
+  if (type === undefined || type === null) return 'null';
+  if (typeof type === 'number' || typeof type === 'boolean') return String(type);
+  return `(${Array.isArray(type) ? 'array' : typeof type})`;
 }
 
 /** The client's id of a createMessage frame, if it has a usable one, so an error can name it. */

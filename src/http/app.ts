@@ -1,6 +1,7 @@
 // The HTTP side: the page (Pug), static assets, health and readiness. The Primus client
 // library is served by Primus itself at /primus/primus.js, ahead of this app.
 import { existsSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Request, type Response } from 'express';
@@ -85,10 +86,21 @@ export function createHttpApp(opts: HttpOptions): express.Express {
     res.status(404).type('text/plain').send('Not found\n');
   });
 
-  app.use((err: Error, _req: Request, res: Response, _next: express.NextFunction) => {
+  app.use((err: Error & { status?: unknown; statusCode?: unknown }, _req: Request, res: Response, _next: express.NextFunction) => {
+    // Errors the HTTP layer raises about the request itself (a bad body, an unsatisfiable
+    // Range, a failed precondition) carry their 4xx status: the client gets it.
+    const status = Number(err.status ?? err.statusCode);
+    if (status >= 400 && status < 500) {
+      res.status(status).type('text/plain').send(`${statusText(status)}\n`);
+      return;
+    }
     opts.log.error({ err: err.message }, 'request failed');
     res.status(500).type('text/plain').send('Internal error\n');
   });
 
   return app;
+}
+
+function statusText(status: number): string {
+  return STATUS_CODES[status] ?? 'Bad request';
 }

@@ -3,6 +3,7 @@
 // handled. A bad frame gets an error reply and the socket stays usable.
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Primus from 'primus';
 import type { Logger } from 'pino';
 import { ANONYMOUS, mayRead, mayWrite, type Viewer } from '../chat/access.js';
@@ -30,6 +31,12 @@ const MAX_FRAME_BYTES = 64 * 1024;
 
 export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime {
   const { feeds, store, log } = opts;
+  // WebSocket upgrades for any other path. Registered before Primus, which keeps it and calls
+  // it for the requests that are not its own; without it such a socket is never answered.
+  server.on('upgrade', (_req: unknown, socket: Duplex) => {
+    socket.on('error', () => undefined);
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
   const primus = new Primus(server, {
     transformer: 'engine.io',
     parser: 'JSON',
