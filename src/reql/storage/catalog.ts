@@ -13,6 +13,7 @@ type LogRecord =
   | { k: 'db'; id: string; name: string }
   | { k: 'dbdrop'; name: string }
   | { k: 'table'; id: string; db: string; name: string; pk: string; durability: Durability }
+  | { k: 'tableconf'; id: string; name: string; durability: Durability }
   | { k: 'tabledrop'; id: string }
   | { k: 'index'; t: string; def: IndexDef }
   | { k: 'indexdrop'; t: string; name: string }
@@ -75,6 +76,14 @@ export class Catalog {
       case 'tabledrop':
         this.tables.delete(rec.id);
         break;
+      case 'tableconf': {
+        const t = this.tables.get(rec.id);
+        if (t) {
+          t.name = rec.name;
+          t.durability = rec.durability;
+        }
+        break;
+      }
       case 'index': {
         const t = this.tables.get(rec.t);
         if (t) pending.push([t, rec.def]);
@@ -174,6 +183,12 @@ export class Catalog {
     const t = new Table(randomUUID(), db, name, pk, durability);
     this.tables.set(t.id, t);
     return { table: t, done: this.write([{ k: 'table', id: t.id, db, name, pk, durability }], 'hard') };
+  }
+  /** Renames a table and/or changes its default durability. */
+  configureTable(t: Table, name: string, durability: Durability): Promise<void> {
+    t.name = name;
+    t.durability = durability;
+    return this.write([{ k: 'tableconf', id: t.id, name, durability }], 'hard');
   }
   dropTable(t: Table): Promise<void> {
     this.tables.delete(t.id);

@@ -14,7 +14,7 @@ export const SERVER_ID = randomUUID();
 const SYSTEM_DB = 'rethinkdb';
 
 const NAME_RE = /^[A-Za-z0-9_-]+$/;
-function checkName(kind: 'Database' | 'Table' | 'Index', name: string): void {
+export function checkName(kind: 'Database' | 'Table' | 'Index', name: string): void {
   if (!NAME_RE.test(name)) throw logicError(`${kind} name \`${name}\` invalid (Use A-Z, a-z, 0-9, _ and - only).`);
 }
 
@@ -128,7 +128,7 @@ def(T.TABLE, 1, 2, (c, t) => {
   return tableStream(resolveTable(c, dbv, name));
 }, ['read_mode', 'identifier_format', 'use_outdated']);
 
-function tableOf(c: Ctx, v: Val, op: string): Table {
+export function tableOf(c: Ctx, v: Val, op: string): Table {
   if (v instanceof Stream && v.typeName === 'TABLE' && v.opts.table) return v.opts.table;
   void op;
   if (v instanceof Stream) throw logicError(`Expected type TABLE but found ${v.typeName}:\n<stream>`);

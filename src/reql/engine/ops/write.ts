@@ -10,6 +10,9 @@ import { Func, Single, Stream, type Val } from '../values.js';
 import type { RowChange, Table } from '../../storage/table.js';
 import { mergeInto, evalLiteralObj } from './object.js';
 import { iterOf } from '../seq.js';
+import { checkName, tableConfig, tableOf } from './table.js';
+import { DbVal } from '../values.js';
+import { opFailed } from '../errors.js';
 
 interface WriteResult {
   deleted: number;
@@ -230,6 +233,7 @@ function containsBound(v: unknown): boolean {
 }
 
 function modify(c: Ctx, t: Term, kind: 'update' | 'replace'): DatumObject {
+  if (kind === 'update' && t.args[0].type === T.CONFIG) return updateConfig(c, t);
   const sel = c.ev(t.args[0]);
   const fnTerm = t.args[1];
   if (c.opt(t, 'non_atomic') !== true) checkDeterministic(fnTerm);
@@ -294,5 +298,39 @@ def(T.DELETE, 1, 1, (c, t) => {
   for (const { key } of rows) w.write(w.current(key), null);
   return w.finish(c, durabilityOpt(c, t, table));
 }, ['durability', 'return_changes', 'ignore_write_hook']);
+
+/**
+ * `table.config().update(...)`: a single node has no shards or replicas to move, so of a
+ * table's config only its name and durability can change; anything else is refused by name.
+ */
+function updateConfig(c: Ctx, t: Term): DatumObject {
+  const target = c.ev(t.args[0].args[0]);
+  if (target instanceof DbVal) throw opFailed('The embedded server does not support `config().update` on a database.');
+  const table = tableOf(c, target, 'config');
+  const old = tableConfig(table, c);
+  const f = evalLiteralObj(c, t.args[1]);
+  const patch = f instanceof Func ? c.call(f, [old]) : f;
+  const p = toDatum(patch as Val, c);
+  if (!isObject(p)) throw logicError(`Expected type OBJECT but found ${typeName(p)}.`);
+  const merged = mergeInto(old, p);
+  if (!isObject(merged)) throw logicError(`Expected type OBJECT but found ${typeName(merged)}.`);
+  const nu: DatumObject = merged;
+  for (const key of new Set([...Object.keys(old), ...Object.keys(nu)])) {
+    if (key !== 'name' && key !== 'durability' && !equal(old[key] ?? null, nu[key] ?? null)) {
+      throw opFailed(`The embedded server cannot change \`${key}\` of a table's config (only \`name\` and \`durability\`).`);
+    }
+  }
+  const { name, durability } = nu;
+  if (durability !== 'hard' && durability !== 'soft') throw logicError(`Durability option \`${printDatum(durability ?? null)}\` unrecognized (options are "hard" and "soft").`);
+  if (typeof name !== 'string') throw logicError(`Expected type STRING but found ${typeName(name ?? null)}.`);
+  checkName('Table', name);
+  if (name === table.name && durability === table.durability) return { ...emptyResult(), unchanged: 1 } as unknown as DatumObject;
+  const clash = c.state.catalog.findTable(table.db, name);
+  if (clash && clash !== table) throw opFailed(`Table \`${table.db}.${name}\` already exists.`);
+  c.pending.push(c.state.catalog.configureTable(table, name, durability));
+  const res: WriteResult = { ...emptyResult(), replaced: 1 };
+  if (c.opt(t, 'return_changes') === true) res.changes = [{ old_val: old, new_val: tableConfig(table, c) }];
+  return res as unknown as DatumObject;
+}
 
 export { str };
