@@ -2,8 +2,8 @@
 // rate-limited, then parsed by the protocol schema, then checked by the access module, then
 // handled. A bad frame gets an error reply and the socket stays usable.
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { ServerResponse, type Server } from 'node:http';
+import { Duplex } from 'node:stream';
 import Primus from 'primus';
 import type { Logger } from 'pino';
 import { ANONYMOUS, mayRead, mayWrite, type Viewer } from '../chat/access.js';
@@ -48,6 +48,8 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     // Primus's is off; the client library it serves then stops expecting Primus pings.
     pingInterval: false,
   });
+
+  guardPrimusHandlers(server, log);
 
   primus.on('connection', (spark) => {
     const viewer: Viewer = ANONYMOUS;
@@ -148,4 +150,34 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         primus.destroy({ close: true, reconnect: true, timeout: 0 }, () => resolve());
       }),
   };
+}
+
+/**
+ * Primus puts itself first on the server's 'request' and 'upgrade' events and parses every
+ * URL with url.parse, which throws on some malformed targets (`GET //%@x`): uncaught, that
+ * ends the process. Its handlers are wrapped so that such a request gets a 400 instead.
+ */
+function guardPrimusHandlers(server: Server, log: Logger): void {
+  const refuse = (target: unknown, err: unknown) => {
+    log.debug({ err: String(err) }, 'refused a request Primus could not parse');
+    if (target instanceof ServerResponse) {
+      if (!target.headersSent) target.writeHead(400, { 'content-type': 'text/plain', connection: 'close' });
+      target.end('Bad request\n');
+    } else if (target instanceof Duplex) {
+      target.on('error', () => undefined);
+      target.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
+  };
+  for (const event of ['request', 'upgrade'] as const) {
+    for (const listener of server.listeners(event) as Array<(...args: unknown[]) => void>) {
+      server.off(event, listener);
+      server.on(event, (...args: unknown[]) => {
+        try {
+          listener.apply(server, args);
+        } catch (err) {
+          refuse(args[1], err);
+        }
+      });
+    }
+  }
 }
