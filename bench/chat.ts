@@ -280,7 +280,8 @@ async function joinTimes(db: Db, dyno: Dyno): Promise<unknown> {
   const conn: Connection = await r.connect({ ...db.address.servers[0], user: db.address.user, password: db.address.password, silent: true });
   const tableQ = r.db(db.dbName).table('messages');
   const QUIET_ROOMS = JOIN_SAMPLES * JOIN_SIZES.length;
-  const BUSY_ROOMS = 1000;
+  // Few enough busy rooms that each holds more than a full history (100) at the smallest size.
+  const BUSY_ROOMS = 50;
   const out: Array<{ messages: number; busy: Summary; quiet: Summary; warm: Summary }> = [];
   let stored = Number(await tableQ.count().run(conn));
   let clock = Date.UTC(2020, 0, 1);
@@ -309,9 +310,9 @@ async function joinTimes(db: Db, dyno: Dyno): Promise<unknown> {
         quietT.push(await timeJoin(dyno, `quiet-${quietNext++}`));
       }
       // A room the process already has open answers from its window.
-      const holder = new LoadClient({ urls: [dyno.url], room: 'busy-999' });
+      const holder = new LoadClient({ urls: [dyno.url], room: `busy-${BUSY_ROOMS - 1}` });
       await withDeadline(holder.start(), 30_000, 'a join');
-      for (let i = 0; i < JOIN_SAMPLES; i++) warm.push(await timeJoin(dyno, 'busy-999'));
+      for (let i = 0; i < JOIN_SAMPLES; i++) warm.push(await timeJoin(dyno, `busy-${BUSY_ROOMS - 1}`));
       holder.close();
       out.push({ messages: stored, busy: roundSummary(summarize(busy.values())), quiet: roundSummary(summarize(quietT.values())), warm: roundSummary(summarize(warm.values())) });
     }
