@@ -2,7 +2,7 @@
 # The Procfile's entry point: opens the SSH tunnel to the database cluster (when tunnel
 # settings are present), waits until it accepts connections, then runs the server.
 #
-#   tunnel-and-serve.sh              run the web server (SERVER_CMD, default node dist/src/server.js)
+#   tunnel-and-serve.sh              run the web server (SERVER_CMD, default node --max-semi-space-size=64 dist/src/server.js)
 #   tunnel-and-serve.sh CMD [ARG…]   run CMD instead, e.g. the release phase's `npm run schema`
 #
 # SIGTERM and SIGINT are forwarded to the server, which shuts down gracefully; the script
@@ -46,7 +46,8 @@ elif [[ -n ${SERVER_CMD:-} ]]; then
   command=(sh -c "exec $SERVER_CMD")
   one_shot=""
 else
-  command=(node dist/src/server.js)
+  # A 64 MiB young generation: see "Memory and garbage collection" in the README.
+  command=(node --max-semi-space-size=64 dist/src/server.js)
   one_shot=""
 fi
 

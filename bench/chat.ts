@@ -39,6 +39,7 @@ const { values: flags } = parseArgs({
     'no-load': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
     profile: { type: 'string' },
+    'node-args': { type: 'string' },
   },
 });
 
@@ -101,7 +102,8 @@ async function main(): Promise<void> {
   try {
     const env: Record<string, string> = { RATE_LIMIT_BURST: '10000', RATE_LIMIT_PER_SECOND: '10000' };
     // --profile DIR: each app process writes a V8 CPU profile there when it stops.
-    const nodeArgs = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [];
+    // --node-args "...": more node/V8 options for the app processes, for experiments.
+    const nodeArgs = [...(flags['node-args'] ?? '').split(' ').filter(Boolean), ...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [])];
     log(`database ${result.database}; starting ${DYNOS} app process(es)`);
     for (let i = 0; i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { nodeArgs }));
     if (!flags['no-load']) {

@@ -143,7 +143,8 @@ export interface Dyno {
  */
 export async function spawnDyno(name: string, dbUrl: string, env: Record<string, string> = {}, opts: { fromSource?: boolean; nodeArgs?: string[] } = {}): Promise<Dyno> {
   const compiled = 'dist/src/server.js';
-  const args = [...(opts.nodeArgs ?? []), ...(existsSync(compiled) && !opts.fromSource ? [compiled] : ['--import', 'tsx', 'src/server.ts'])];
+  // The server's own V8 setting (package.json's start, tunnel-and-serve.sh): see the README.
+  const args = ['--max-semi-space-size=64', ...(opts.nodeArgs ?? []), ...(existsSync(compiled) && !opts.fromSource ? [compiled] : ['--import', 'tsx', 'src/server.ts'])];
   const child = track(spawn(process.execPath, args, {
     // LOG_LEVEL info: the 'listening' line tells the port.
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', RETHINKDB_URL: dbUrl, DYNO: name, ...env, LOG_LEVEL: 'info' },
