@@ -43,9 +43,7 @@ export class LoadClient {
   private joinedWaiters: Array<(at: number) => void> = [];
   private joinStarted = 0;
 
-  constructor(private readonly opts: LoadClientOptions) {
-    this.urlIndex = 0;
-  }
+  constructor(private readonly opts: LoadClientOptions) {}
 
   /** Connects and joins; resolves with the time from joinRoom to history (ms). */
   start(): Promise<number> {

@@ -2,17 +2,15 @@
 // in memory at once (feeds see them), and acknowledged once durable.
 import { randomUUID } from 'node:crypto';
 import { equal, isBound, isObject, printDatum, typeName, type Datum, type DatumObject } from '../datum.js';
-import { logicError, ReqlError } from '../errors.js';
+import { logicError, opFailed, ReqlError } from '../errors.js';
 import { def, str, toDatum, valTypeName, type Ctx } from '../eval.js';
 import type { Term } from '../term.js';
 import { T } from '../termtypes.js';
-import { Func, Single, Stream, type Val } from '../values.js';
+import { DbVal, Func, Single, Stream, type Val } from '../values.js';
 import type { RowChange, Table } from '../../storage/table.js';
 import { mergeInto, evalLiteralObj } from './object.js';
 import { iterOf } from '../seq.js';
 import { checkName, tableConfig, tableOf } from './table.js';
-import { DbVal } from '../values.js';
-import { opFailed } from '../errors.js';
 
 interface WriteResult {
   deleted: number;
