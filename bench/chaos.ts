@@ -5,6 +5,9 @@
 //   npm run chaos -- [--duration 30] [--rooms 4] [--clients-per-room 6] [--rate 10]
 import { parseArgs } from 'node:util';
 import { runChaos } from './lib/chaos.js';
+import { exitOnSignals } from './lib/procs.js';
+
+exitOnSignals();
 
 const { values } = parseArgs({
   options: {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { r, type Connection } from 'rethinkdb-ts';
 import { LoadClient } from './lib/load-client.js';
-import { cpuPercent, openFeedsOnDb, sampleProc, spawnDyno, startDb, type Db, type Dyno, type ProcSample } from './lib/procs.js';
+import { cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDyno, startDb, type Db, type Dyno, type ProcSample } from './lib/procs.js';
 import { plotSvg, type PlotSeries } from './lib/plot.js';
 import { roundSummary, Samples, summarize, table, Timeline, type Summary } from './lib/stats.js';
 
@@ -353,6 +353,7 @@ async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise
   }
 }
 
+exitOnSignals();
 main().then(
   () => process.exit(0),
   (e: unknown) => {

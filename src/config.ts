@@ -44,6 +44,13 @@ export function parseRethinkdbUrl(url: string): { address: DbAddress; db: string
 const int = (min: number, max: number) =>
   z.coerce.number().int(`must be a whole number`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
 
+/** The inverse of parseRethinkdbUrl: RETHINKDB_URL for an address and database. */
+export function formatRethinkdbUrl(address: DbAddress, db: string): string {
+  const auth = address.password ? `${encodeURIComponent(address.user)}:${encodeURIComponent(address.password)}@` : '';
+  const hosts = address.servers.map((s) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`).join(',');
+  return `rethinkdb://${auth}${hosts}/${db}`;
+}
+
 const envSchema = z.object({
   PORT: int(0, 65535).default(5000),
   /** 127.0.0.1 unless told otherwise (or on a dyno, where DYNO is set: 0.0.0.0). */

@@ -1,7 +1,7 @@
 // The environment is validated at start; a wrong value names its setting.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { loadConfig, parseRethinkdbUrl } from '../src/config.js';
+import { formatRethinkdbUrl, loadConfig, parseRethinkdbUrl } from '../src/config.js';
 
 t.test('defaults', async (t) => {
   const c = loadConfig({});
@@ -75,4 +75,11 @@ t.test('the server refuses to start on a wrong value and names it', async (t) =>
   });
   t.equal(res.status, 1, 'exit code 1');
   t.match(res.stderr, /invalid configuration:\n\s+PORT: .*"eighty"/);
+});
+
+t.test('formatRethinkdbUrl is the inverse of parseRethinkdbUrl', async (t) => {
+  for (const url of ['rethinkdb://bob:p%40ss@a:1,b:2,c:28015/team_chat', 'rethinkdb://[::1]:28016/x', 'rethinkdb://127.0.0.1:28015/chat']) {
+    const { address, db } = parseRethinkdbUrl(url);
+    t.equal(formatRethinkdbUrl(address, db), url, url);
+  }
 });

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { r } from 'rethinkdb-ts';
-import { LoadClient, type WireMessage } from './load-client.js';
+import { compareWire, type WireMessage } from '../../src/chat/protocol.js';
+import { LoadClient } from './load-client.js';
 import { spawnDyno, startDb, type Db, type Dyno } from './procs.js';
 
 export interface ChaosOptions {
@@ -43,10 +44,6 @@ export interface ChaosReport {
   reconnects: number;
   faults: Array<{ atMs: number; fault: string }>;
   skipped: string[];
-}
-
-function roomOrder(a: WireMessage, b: WireMessage): number {
-  return Date.parse(a.sent) - Date.parse(b.sent) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 function dedupe(ms: WireMessage[]): WireMessage[] {
@@ -171,11 +168,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       lost += [...sent].filter((id) => !unique.includes(id)).length;
       // A client holds its messages in room order, (sent, id), as the page does; messages
       // whose timestamps tie may arrive in write order, and are put in place by that order.
-      const held = dedupe(c.got).sort(roomOrder);
+      const held = dedupe(c.got).sort(compareWire);
       const dbOrder = stored.get(c.room)!;
       if (held.map((m) => m.id).join() !== dbOrder.join()) outOfOrder++;
       for (let i = 1; i < c.got.length; i++) {
-        if (roomOrder(c.got[i - 1], c.got[i]) > 0) {
+        if (compareWire(c.got[i - 1], c.got[i]) > 0) {
           arrivedOutOfOrder++;
           if (Date.parse(c.got[i - 1].sent) !== Date.parse(c.got[i].sent)) arrivedOutOfOrderNotTied++;
         }

@@ -3,13 +3,7 @@
 // the last message it saw, and it resends what was not acknowledged, with the same id, so
 // that a message is stored once whatever happens to the process it was sent through.
 import Primus from 'primus';
-
-export interface WireMessage {
-  id: string;
-  room: string;
-  body: string;
-  sent: string;
-}
+import type { WireMessage } from '../../src/chat/protocol.js';
 
 type Frame = { type: string } & Record<string, unknown>;
 /** the part of engine.io-client's socket that Primus keeps in `.socket` */

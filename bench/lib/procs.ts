@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { r } from 'rethinkdb-ts';
-import { parseRethinkdbUrl, type DbAddress } from '../../src/config.js';
+import { formatRethinkdbUrl, parseRethinkdbUrl, type DbAddress } from '../../src/config.js';
 
 export interface Db {
   address: DbAddress;
@@ -22,12 +22,9 @@ export interface Db {
   close(): Promise<void>;
 }
 
-function urlOf(address: DbAddress, db: string): string {
-  const auth = address.password ? `${encodeURIComponent(address.user)}:${encodeURIComponent(address.password)}@` : '';
-  return `rethinkdb://${auth}${address.servers.map((s) => `${s.host}:${s.port}`).join(',')}/${db}`;
-}
 
-// Children die with us, whatever way we go (an error, Ctrl-C, a timeout's SIGTERM).
+// Children die with us, whatever way we go (an error, or process.exit after a signal: the
+// command-line tools turn SIGINT/SIGTERM into an exit).
 const children = new Set<ChildProcess>();
 function track(child: ChildProcess): ChildProcess {
   children.add(child);
@@ -37,7 +34,11 @@ function track(child: ChildProcess): ChildProcess {
 process.once('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
+/** For command-line tools: Ctrl-C or a SIGTERM becomes an exit, so the children are killed. */
+export function exitOnSignals(): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+}
 
 async function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 30_000): Promise<RegExpExecArray> {
   let out = '';
@@ -80,7 +81,7 @@ export async function startDb(opts: { dataDir: string; dbName: string; realUrl?:
     return {
       address,
       dbName: opts.dbName,
-      url: urlOf(address, opts.dbName),
+      url: formatRethinkdbUrl(address, opts.dbName),
       kill: refuse('kill'),
       restart: refuse('restart'),
       async close() {
@@ -107,7 +108,7 @@ export async function startDb(opts: { dataDir: string; dbName: string; realUrl?:
   const db: Db = {
     address,
     dbName: opts.dbName,
-    url: urlOf(address, opts.dbName),
+    url: formatRethinkdbUrl(address, opts.dbName),
     get pid() {
       return child.pid;
     },

@@ -116,6 +116,11 @@ export type OutboundFrame =
   | { type: 'ack'; clientId?: string; id: string; room: string; sent: string }
   | { type: 'error'; code: ErrorCode; message: string; clientId?: string; retryAfterMs?: number };
 
+/** The one room order on the wire, as clients apply it: server time, then id. */
+export function compareWire(a: Pick<WireMessage, 'sent' | 'id'>, b: Pick<WireMessage, 'sent' | 'id'>): number {
+  return Date.parse(a.sent) - Date.parse(b.sent) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 export function toWire(m: Message, protocol: Protocol): WireMessage {
   return {
     id: m.id,
