@@ -105,7 +105,7 @@ async function main(): Promise<void> {
     // --node-args "...": more node/V8 options for the app processes, for experiments.
     const nodeArgs = [...(flags['node-args'] ?? '').split(' ').filter(Boolean), ...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [])];
     log(`database ${result.database}; starting ${DYNOS} app process(es)`);
-    for (let i = 0; i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { nodeArgs }));
+    for (let i = 0; i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { nodeArgs, echoStderr: true }));
     if (!flags['no-load']) {
       result.load = await load(db, dynos, clients, plots);
       for (const c of clients.splice(0)) c.close();

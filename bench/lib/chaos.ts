@@ -66,7 +66,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const faults: ChaosReport['faults'] = [];
   const skipped: string[] = [];
   try {
-    for (let i = 0; i < 2; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { fromSource: opts.fromSource }));
+    for (let i = 0; i < 2; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { fromSource: opts.fromSource, echoStderr: !opts.fromSource }));
     const urls = () => dynos.map((d) => d.url);
     for (let room = 0; room < opts.rooms; room++) {
       const name = `chaos-${room}`;
@@ -111,7 +111,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const victim = dynos[1];
       await fault(0.15, `kill -9 app process ${victim.name}`, () => victim.kill());
       await fault(0.35, `start ${victim.name} again on its port`, async () => {
-        dynos[1] = await spawnDyno(victim.name, db.url, { ...env, PORT: String(victim.port) }, { fromSource: opts.fromSource });
+        dynos[1] = await spawnDyno(victim.name, db.url, { ...env, PORT: String(victim.port) }, { fromSource: opts.fromSource, echoStderr: !opts.fromSource });
       });
       if (realUrl) skipped.push('kill -9 of the database: RETHINKDB_URL is a server this run did not start');
       else {

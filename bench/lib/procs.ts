@@ -133,26 +133,47 @@ export interface Dyno {
   readonly pid: number;
   readonly port: number;
   readonly url: string;
+  /** what it printed (stdout and stderr), the last MiB */
+  output(): string;
   kill(): Promise<void>;
   /** SIGTERM and wait for the exit */
   stop(): Promise<void>;
 }
 
+const OUTPUT_KEPT = 1024 * 1024;
+
 /**
  * One app process, as a dyno runs it: the compiled server when it is built (`npm run build`),
- * otherwise the TypeScript source through tsx.
+ * otherwise the TypeScript source through tsx. Its stderr is echoed when `echoStderr`.
  */
-export async function spawnDyno(name: string, dbUrl: string, env: Record<string, string> = {}, opts: { fromSource?: boolean; nodeArgs?: string[] } = {}): Promise<Dyno> {
+export async function spawnDyno(
+  name: string,
+  dbUrl: string,
+  env: Record<string, string> = {},
+  opts: { fromSource?: boolean; nodeArgs?: string[]; echoStderr?: boolean } = {},
+): Promise<Dyno> {
   const compiled = 'dist/src/server.js';
   // The server's own V8 setting (package.json's start, tunnel-and-serve.sh): see the README.
   const args = ['--max-semi-space-size=64', ...(opts.nodeArgs ?? []), ...(existsSync(compiled) && !opts.fromSource ? [compiled] : ['--import', 'tsx', 'src/server.ts'])];
   const child = track(spawn(process.execPath, args, {
     // LOG_LEVEL info: the 'listening' line tells the port.
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', RETHINKDB_URL: dbUrl, DYNO: name, ...env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   }));
-  const m = await waitForLine(child, /"port":(\d+)[^\n]*"msg":"listening"/, `dyno ${name}`);
-  child.stdout?.resume();
+  let out = '';
+  const keep = (b: Buffer) => {
+    out += b.toString();
+    if (out.length > 2 * OUTPUT_KEPT) out = out.slice(-OUTPUT_KEPT);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', (b: Buffer) => {
+    keep(b);
+    if (opts.echoStderr) process.stderr.write(b);
+  });
+  const m = await waitForLine(child, /"port":(\d+)[^\n]*"msg":"listening"/, `dyno ${name}`).catch((e: unknown) => {
+    // stdout alone is in waitForLine's message; what the process said on stderr matters more.
+    throw new Error(`${(e as Error).message.split('\n')[0]}\n${out.slice(-4000)}`);
+  });
   const port = Number(m[1]);
   return {
     name,
@@ -160,6 +181,7 @@ export async function spawnDyno(name: string, dbUrl: string, env: Record<string,
     pid: child.pid ?? 0,
     port,
     url: `http://127.0.0.1:${port}`,
+    output: () => out.slice(-OUTPUT_KEPT),
     kill: () => killHard(child),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
