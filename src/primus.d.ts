@@ -17,6 +17,10 @@ declare module 'primus' {
       readonly id: string;
       readonly address: { ip: string; port: number };
       readonly headers: Record<string, string | undefined>;
+      /** OPENING 1, CLOSED 2, OPEN 3 */
+      readonly readyState: number;
+      /** the transformer's own connection (an engine.io Socket here) */
+      readonly socket: unknown;
       write(data: unknown): boolean;
       end(data?: unknown, options?: { reconnect?: boolean }): void;
     }
@@ -24,6 +28,8 @@ declare module 'primus' {
       reconnect?: { min?: number; max?: number; retries?: number; factor?: number };
       strategy?: string | string[] | false;
       transport?: Record<string, unknown>;
+      /** false keeps the client on HTTP long-polling */
+      websockets?: boolean;
       manual?: boolean;
       timeout?: number;
       pingTimeout?: number;

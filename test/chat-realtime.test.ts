@@ -59,6 +59,35 @@ t.test('protocol 2: history, ack with the server id and time, author object', as
   t.same(got.message, { id, room: 'v2', body: 'hi <b>there</b>', author: { name: 'Ada' }, sent: ack.sent });
 });
 
+t.test('a delivery is encoded once per protocol and reads the same on WebSocket and long-polling', async (t) => {
+  const ws1 = clientFor(t, url);
+  const ws2 = clientFor(t, url);
+  const poll2 = clientFor(t, url, { websockets: false });
+  const sender = clientFor(t, url);
+  await Promise.all([ws1.opened(), ws2.hello(), poll2.hello(), sender.hello()]);
+  await Promise.all([ws1, ws2].map((c) => c.until(() => c.transport() === 'websocket', 'the upgrade to WebSocket')));
+  t.equal(poll2.transport(), 'polling', 'one client stays on long-polling');
+  ws1.write({ type: 'joinRoom', room: 'prepared' });
+  await Promise.all([ws2.join('prepared'), poll2.join('prepared'), sender.join('prepared')]);
+  // Line and paragraph separators (which Primus escapes), non-ASCII and a body past 125 bytes
+  // (a longer WebSocket length field).
+  const bodies = ['a\u2028b\u2029c', 'grüße 🦉 '.repeat(20), 'x'];
+  const acks = [];
+  for (const body of bodies) acks.push(await sender.send('prepared', body, undefined, 'Ada'));
+  const v2 = acks.map((a, i) => ({ id: a.id, room: 'prepared', body: bodies[i], author: { name: 'Ada' }, sent: a.sent }));
+  for (const c of [ws2, poll2, sender]) {
+    t.same(await c.receivedCount(3), v2, `protocol 2 over ${c.transport()}: every message whole, in order`);
+  }
+  t.same(
+    await ws1.receivedCount(3),
+    v2.map((m) => ({ ...m, author: 'Ada' })),
+    'protocol 1 over websocket: the author as text',
+  );
+  // Replies that are not deliveries still come in order with them on the same socket.
+  poll2.write({ type: 'nope' });
+  t.equal((await poll2.take((f) => f.type === 'error', 'the error reply')).code, 'unknown_type');
+});
+
 t.test('a resent message (same client id) is stored and delivered once', async (t) => {
   const a = clientFor(t, url);
   const watcher = clientFor(t, url);

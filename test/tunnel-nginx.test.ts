@@ -242,7 +242,7 @@ ${backends}
         return { status: Number(status), upstream, request };
       });
 
-  const primusClient = (url: string, opts: Primus.ClientOptions & { websockets?: boolean } = {}) => {
+  const primusClient = (url: string, opts: Primus.ClientOptions = {}) => {
     const c = new Client(url, { reconnect: { min: 100, max: 400, retries: 100 }, ...opts });
     t.teardown(() => c.close());
     return c;

@@ -8,7 +8,9 @@ import Primus from 'primus';
 import type { Logger } from 'pino';
 import { ANONYMOUS, mayRead, mayWrite, type Viewer } from '../chat/access.js';
 import { parseFrame, toWire, type InboundFrame, type OutboundFrame, type Protocol } from '../chat/protocol.js';
+import type { Message } from '../chat/message.js';
 import { IdConflictError, type MessageStore } from '../db/messages.js';
+import { prepareFrame, writePrepared, type PreparedFrame } from './prepared.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RoomFeeds, Subscriber } from './room-feeds.js';
 
@@ -51,6 +53,15 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
   guardPrimusHandlers(server, log);
 
+  // A room message is encoded once per protocol and the same frame written to every socket
+  // in the room; the entry goes when the message is no longer held (room window, feed).
+  const deliveries = new WeakMap<Message, { 1?: PreparedFrame; 2?: PreparedFrame }>();
+  function delivery(m: Message, protocol: Protocol): PreparedFrame {
+    let byProtocol = deliveries.get(m);
+    if (!byProtocol) deliveries.set(m, (byProtocol = {}));
+    return (byProtocol[protocol] ??= prepareFrame({ type: 'deliverMessage', message: toWire(m, protocol) }));
+  }
+
   primus.on('connection', (spark) => {
     const viewer: Viewer = ANONYMOUS;
     const bucket = new TokenBucket(opts.rateLimit.burst, opts.rateLimit.perSecond);
@@ -80,7 +91,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
             else for (const m of history) send({ type: 'deliverMessage', message: toWire(m, 1) });
           },
           deliver(m) {
-            if (entry.active) send({ type: 'deliverMessage', message: toWire(m, protocol) });
+            if (entry.active) writePrepared(spark, delivery(m, protocol));
           },
         } satisfies Subscriber,
       };
