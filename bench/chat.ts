@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { r, type Connection } from 'rethinkdb-ts';
 import { LoadClient } from './lib/load-client.js';
@@ -84,7 +85,9 @@ interface StepResult {
   /** clients by engine.io transport at the end of the measurement */
   transports: Record<string, number>;
   /** per second of the measurement: deliveries, p50, p99, max (ms) */
-  timeline: Array<{ second: number; deliveries: number; p50: number; p99: number; max: number }>;
+  timeline: Array<{ second: number; deliveries: number; p50: number; p99: number; max: number; generatorLagMs: number }>;
+  /** the load generator's own event-loop delay (ms): a delivery it is late to read looks late */
+  generatorLagMs: { max: number; secondsOver50: number };
 }
 
 async function main(): Promise<void> {
@@ -200,6 +203,14 @@ async function load(db: Db, dynos: Dyno[], clients: LoadClient[], plots: PlotSer
     await sendPhase(WARMUP_S, false);
     const tStart = performance.now();
     measuring = { latencies: new Samples(), timeline: new Timeline(tStart), deliveries: 0 };
+    // The generator's event loop, second by second: when it is late, so is every delivery it reads.
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    loopDelay.enable();
+    const lagBySecond: number[] = [];
+    const lagTimer = setInterval(() => {
+      lagBySecond.push(loopDelay.max / 1e6);
+      loopDelay.reset();
+    }, 1000);
     const cpu0 = dynos.map((d) => sampleProc(d.pid));
     const dbCpu0 = db.pid ? sampleProc(db.pid) : undefined;
     const self0 = sampleProc(process.pid);
@@ -213,6 +224,8 @@ async function load(db: Db, dynos: Dyno[], clients: LoadClient[], plots: PlotSer
     for (const s of sentAt.values()) if (s.measured) expected += roomSize[s.room];
     const drainUntil = performance.now() + 5000;
     while (measuring.deliveries < expected && performance.now() < drainUntil) await sleep(50);
+    clearInterval(lagTimer);
+    loopDelay.disable();
     const m = measuring;
     measuring = undefined;
     for (const s of sentAt.values()) s.measured = false;
@@ -244,7 +257,10 @@ async function load(db: Db, dynos: Dyno[], clients: LoadClient[], plots: PlotSer
       dbChangefeeds: feedsOnDb,
       clientErrors: errors,
       transports,
-      timeline: m.timeline.points().map((p) => ({ ...p, p50: round2(p.p50), p99: round2(p.p99), max: round2(p.max) })),
+      timeline: m.timeline
+        .points()
+        .map((p) => ({ ...p, p50: round2(p.p50), p99: round2(p.p99), max: round2(p.max), generatorLagMs: round2(lagBySecond[p.second] ?? NaN) })),
+      generatorLagMs: { max: round2(Math.max(...lagBySecond)), secondsOver50: lagBySecond.filter((v) => v > 50).length },
     };
     results.push(step);
     plots.push({ label: `${target} clients`, latencies: m.latencies.values(), timeline: m.timeline.points() });
@@ -267,6 +283,10 @@ function printStep(s: StepResult): void {
     `memory per idle connection: ${(s.bytesPerIdleConnection / 1024).toFixed(1)} KiB (app RSS growth / clients); ` +
       `changefeeds open on the database: ${s.dbChangefeeds}; errors seen by clients: ${JSON.stringify(s.clientErrors)}; ` +
       `transports: ${JSON.stringify(s.transports)}`,
+  );
+  console.log(
+    `load generator event-loop delay: max ${s.generatorLagMs.max} ms, over 50 ms in ${s.generatorLagMs.secondsOver50} of ` +
+      `${s.timeline.length} seconds (deliveries it reads late are counted late)`,
   );
 }
 

@@ -54,12 +54,12 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
   guardPrimusHandlers(server, log);
 
   // A room message is encoded once per protocol and the same frame written to every socket
-  // in the room; the entry goes when the message is no longer held (room window, feed).
-  const deliveries = new WeakMap<Message, { 1?: PreparedFrame; 2?: PreparedFrame }>();
-  function delivery(m: Message, protocol: Protocol): PreparedFrame {
-    let byProtocol = deliveries.get(m);
-    if (!byProtocol) deliveries.set(m, (byProtocol = {}));
-    return (byProtocol[protocol] ??= prepareFrame({ type: 'deliverMessage', message: toWire(m, protocol) }));
+  // in the room. The room's feed delivers a message to all its sockets in one synchronous
+  // loop, so the frames of the last message delivered are all there is to keep.
+  let last: { message: Message; frames: { 1?: PreparedFrame; 2?: PreparedFrame } } | undefined;
+  function delivery(message: Message, protocol: Protocol): PreparedFrame {
+    if (last?.message !== message) last = { message, frames: {} };
+    return (last.frames[protocol] ??= prepareFrame({ type: 'deliverMessage', message: toWire(message, protocol) }));
   }
 
   primus.on('connection', (spark) => {
