@@ -4,6 +4,15 @@ declare module 'primus' {
   import type { Server } from 'node:http';
 
   namespace Primus {
+    /** engine.io's server Socket; `wsPreEncodedFrame` is a finished WebSocket frame it writes as is */
+    interface EngineServerSocket {
+      write(data: string, options?: { wsPreEncodedFrame?: readonly Buffer[] }): unknown;
+    }
+    /** engine.io-client's Socket, which a Primus client holds once it has opened */
+    interface EngineClientSocket {
+      readonly transport?: { readonly name: string };
+      once(event: 'upgrade', fn: () => void): void;
+    }
     interface Options {
       transformer?: string;
       parser?: string;
@@ -19,8 +28,8 @@ declare module 'primus' {
       readonly headers: Record<string, string | undefined>;
       /** OPENING 1, CLOSED 2, OPEN 3 */
       readonly readyState: number;
-      /** the transformer's own connection (an engine.io Socket here) */
-      readonly socket: unknown;
+      /** the transformer's own connection: the engine.io Socket (the part the app writes to) */
+      readonly socket: EngineServerSocket;
       write(data: unknown): boolean;
       end(data?: unknown, options?: { reconnect?: boolean }): void;
     }
@@ -36,6 +45,7 @@ declare module 'primus' {
     }
     /** The Node client, with the same interface as the browser's. */
     interface Client extends EventEmitter {
+      readonly socket?: EngineClientSocket;
       write(data: unknown): boolean;
       end(): void;
       open(): void;

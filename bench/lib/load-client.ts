@@ -6,11 +6,6 @@ import Primus from 'primus';
 import type { WireMessage } from '../../src/chat/protocol.js';
 
 type Frame = { type: string } & Record<string, unknown>;
-/** the part of engine.io-client's socket that Primus keeps in `.socket` */
-interface EngineSocket {
-  transport?: { name: string };
-  once(event: 'upgrade', fn: () => void): void;
-}
 
 const Socket = Primus.createSocket({ transformer: 'engine.io', parser: 'JSON', pathname: '/primus', pingInterval: false });
 
@@ -57,7 +52,7 @@ export class LoadClient {
       this.connects++;
       // Primus starts on long-polling and upgrades to WebSocket; frames wait for the upgrade,
       // so that what is measured is the WebSocket path every client settles on.
-      const eio = (sock as unknown as { socket?: EngineSocket }).socket;
+      const eio = sock.socket;
       if (eio && eio.transport?.name !== 'websocket') {
         const go = () => {
           clearTimeout(timer);
@@ -130,7 +125,7 @@ export class LoadClient {
 
   /** The engine.io transport in use ('websocket' once upgraded), if connected. */
   get transport(): string | undefined {
-    return (this.sock as unknown as { socket?: EngineSocket } | undefined)?.socket?.transport?.name;
+    return this.sock?.socket?.transport?.name;
   }
 
   /** True while a connection is open. */

@@ -11,7 +11,6 @@ import { Sender } from 'ws';
 import type { OutboundFrame } from '../chat/protocol.js';
 
 export interface PreparedFrame {
-  readonly frame: OutboundFrame;
   /** the frame as Primus's JSON parser writes it */
   readonly text: string;
   /** the whole WebSocket frame of the engine.io message packet holding `text`, one buffer */
@@ -26,19 +25,7 @@ export function prepareFrame(frame: OutboundFrame): PreparedFrame {
   const text = JSON.stringify(frame).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
   // An unmasked server frame is [header, payload]; one buffer is one write to the socket.
   const parts = Sender.frame(Buffer.from(ENGINE_IO_MESSAGE + text), { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false });
-  return { frame, text, wsFrame: [Buffer.concat(parts)] };
-}
-
-/** The part of an engine.io socket (a Primus spark's `socket`) this module writes to. */
-interface EngineSocket {
-  write(data: string, options: { wsPreEncodedFrame: readonly Buffer[] }): unknown;
-}
-
-function engineSocket(spark: Primus.Spark): EngineSocket | undefined {
-  const socket = spark.socket;
-  return typeof socket === 'object' && socket !== null && typeof (socket as Partial<EngineSocket>).write === 'function'
-    ? (socket as EngineSocket)
-    : undefined;
+  return { text, wsFrame: [Buffer.concat(parts)] };
 }
 
 /** Primus's readyState of a spark whose connection has ended. */
@@ -46,8 +33,5 @@ const SPARK_CLOSED = 2;
 
 /** Writes a prepared frame to one socket; it is ignored, as spark.write is, once the spark ended. */
 export function writePrepared(spark: Primus.Spark, prepared: PreparedFrame): void {
-  if (spark.readyState === SPARK_CLOSED) return;
-  const socket = engineSocket(spark);
-  if (socket) socket.write(prepared.text, { wsPreEncodedFrame: prepared.wsFrame });
-  else spark.write(prepared.frame); // another transformer: the ordinary path
+  if (spark.readyState !== SPARK_CLOSED) spark.socket.write(prepared.text, { wsPreEncodedFrame: prepared.wsFrame });
 }
