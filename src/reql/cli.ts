@@ -1,11 +1,12 @@
 // `npm run db`: the embedded ReQL server on its own, so several app processes on one machine
 // can share it the way dynos share a cluster.
 //   npm run db -- [--port 28015] [--host 127.0.0.1] [--data ./data/reql] [--password PW] [--in-memory]
+//                 [--unkind-commit-delay MS] [--unkind-clock-skew MS]   (tests: behave like a cluster)
 import { parseArgs } from 'node:util';
 import { startReqlServer } from './index.js';
 
 function usage(msg: string): never {
-  process.stderr.write(`${msg}\nusage: npm run db -- [--port N] [--host ADDR] [--data DIR] [--password PW] [--in-memory]\n`);
+  process.stderr.write(`${msg}\nusage: npm run db -- [--port N] [--host ADDR] [--data DIR] [--password PW] [--in-memory] [--unkind-commit-delay MS] [--unkind-clock-skew MS]\n`);
   process.exit(2);
 }
 
@@ -18,6 +19,8 @@ try {
       data: { type: 'string', default: process.env.REQL_DATA_DIR ?? './data/reql' },
       password: { type: 'string', default: process.env.REQL_PASSWORD ?? '' },
       'in-memory': { type: 'boolean', default: false },
+      'unkind-commit-delay': { type: 'string', default: '0' },
+      'unkind-clock-skew': { type: 'string', default: '0' },
     },
   }));
 } catch (e) {
@@ -27,6 +30,13 @@ try {
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) usage(`--port must be a port number, got ${values.port}`);
 
+const ms = (flag: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 60_000) usage(`--${flag} must be a number of milliseconds from 0 to 60000, got ${v}`);
+  return n;
+};
+const unkind = { commitDelayMs: ms('unkind-commit-delay', values['unkind-commit-delay']), clockSkewMs: ms('unkind-clock-skew', values['unkind-clock-skew']) };
+
 const server = await startReqlServer({
   port,
   host: values.host,
@@ -34,7 +44,11 @@ const server = await startReqlServer({
   inMemory: values['in-memory'],
   password: values.password,
   onWarn: (m) => process.stderr.write(`reql: ${m}\n`),
+  unkind,
 });
+if (unkind.commitDelayMs > 0 || unkind.clockSkewMs > 0) {
+  process.stderr.write(`reql: unkind mode: writes commit up to ${unkind.commitDelayMs} ms after r.now(), clocks skewed up to ±${unkind.clockSkewMs} ms per connection\n`);
+}
 process.stdout.write(`reql: serving RethinkDB protocol on ${server.host}:${server.port}${values['in-memory'] ? ' (in memory)' : ` with data in ${values.data}`}\n`);
 
 let stopping = false;

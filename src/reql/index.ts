@@ -1,7 +1,9 @@
 // The embedded ReQL server: a RethinkDB-compatible server in-process, reached over the wire.
 // It knows nothing of the chat application.
 import { createEngine } from './engine/index.js';
-import { startWireServer } from './wire/server.js';
+import { startWireServer, type UnkindOptions } from './wire/server.js';
+
+export type { UnkindOptions };
 
 export interface ReqlServerOptions {
   /** 0 (default) picks a free port */
@@ -14,6 +16,8 @@ export interface ReqlServerOptions {
   /** the admin user's password (default empty, as RethinkDB's) */
   password?: string;
   onWarn?: (msg: string) => void;
+  /** tests only: clock skew and late commits, as on a real cluster (see UnkindOptions) */
+  unkind?: UnkindOptions;
 }
 
 export interface ReqlServer {
@@ -25,7 +29,7 @@ export interface ReqlServer {
 
 export async function startReqlServer(opts: ReqlServerOptions = {}): Promise<ReqlServer> {
   const engine = await createEngine({ dataDir: opts.inMemory ? undefined : opts.dataDir, onWarn: opts.onWarn });
-  const wire = await startWireServer({ engine, host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, password: opts.password ?? '' });
+  const wire = await startWireServer({ engine, host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, password: opts.password ?? '', unkind: opts.unkind });
   return {
     host: wire.host,
     port: wire.port,

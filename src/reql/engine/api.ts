@@ -38,13 +38,22 @@ export interface Cursor {
 
 export type QueryResult = { kind: 'atom'; value: Datum } | { kind: 'cursor'; cursor: Cursor };
 
+/** How one connection's queries are run (the wire layer sets these per connection). */
+export interface QueryContext {
+  /** added to the server's clock for the query's r.now() (tests: skew between nodes) */
+  clockOffsetMs?: number;
+  /** awaited after r.now() is taken and before a query that writes is evaluated (tests:
+   *  writes that commit later than their timestamp, in another order than they were sent) */
+  beforeWrite?: () => Promise<void>;
+}
+
 export interface Engine {
   /**
    * Runs a START query. `term` is the raw JSON term ([type, args, optargs] or a datum) and
    * `globalOptargs` the query's optargs (db, durability, read_mode, changefeed_queue_size, ...),
    * each optarg value itself a raw term.
    */
-  run(term: unknown, globalOptargs: Record<string, unknown>): Promise<QueryResult>;
+  run(term: unknown, globalOptargs: Record<string, unknown>, context?: QueryContext): Promise<QueryResult>;
   /** Server identity for SERVER_INFO: { id, name, proxy: false }. */
   serverInfo(): Datum;
   /** Flushes and closes storage. */

@@ -7,7 +7,7 @@ import './ops/table.js';
 import './ops/write.js';
 import './feeds.js';
 import './ops/extra.js';
-import type { Cursor, Datum, Engine, QueryResult } from './api.js';
+import type { Cursor, Datum, Engine, QueryContext, QueryResult } from './api.js';
 import { isBound, isObject } from './datum.js';
 import { compileError, internalError, logicError, ReqlError } from './errors.js';
 import { Ctx, signatures, toDatum, valTypeName, type EngineState, type GlobalOpts } from './eval.js';
@@ -114,7 +114,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
     };
   }
 
-  async function run(rawTerm: unknown, rawGlobals: Record<string, unknown>): Promise<QueryResult> {
+  async function run(rawTerm: unknown, rawGlobals: Record<string, unknown>, context: QueryContext = {}): Promise<QueryResult> {
     let term;
     try {
       term = parseTerm(rawTerm, signatures);
@@ -122,7 +122,11 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
       if (e instanceof RangeError) throw compileError('Query nested too deeply.');
       throw e;
     }
-    const ctx = new Ctx(state, globals(rawGlobals));
+    // r.now() is the time the query arrived, as on RethinkDB, even when it commits later.
+    const now = { $reql_type$: 'TIME', epoch_time: (Date.now() + (context.clockOffsetMs ?? 0)) / 1000, timezone: '+00:00' };
+    const g = globals(rawGlobals);
+    if (context.beforeWrite && writes(term)) await context.beforeWrite();
+    const ctx = new Ctx(state, g, undefined, undefined, now);
     let val: Val;
     try {
       val = ctx.ev(term);
@@ -175,6 +179,14 @@ function normalize(e: unknown): ReqlError {
 }
 
 export { T };
+
+const WRITE_TERMS = new Set<number>([T.INSERT, T.UPDATE, T.REPLACE, T.DELETE]);
+
+/** True when a query contains a term that writes to a table. */
+function writes(t: Term): boolean {
+  if (WRITE_TERMS.has(t.type)) return true;
+  return t.args.some(writes) || Object.values(t.optargs).some(writes);
+}
 
 /**
  * Index functions are evaluated for every row on every write and on restart. The common

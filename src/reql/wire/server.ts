@@ -1,9 +1,22 @@
 // TCP front of the embedded server: V1_0 handshake with SCRAM-SHA-256, then framed JSON queries.
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
-import type { Cursor, Engine } from '../engine/api.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cursor, Engine, QueryContext } from '../engine/api.js';
 import { ReqlError } from '../engine/api.js';
 import { ErrorType, QueryType, ResponseType, VERSION_V1_0 } from '../proto.js';
+import { checkSurrogates } from './surrogates.js';
+
+/**
+ * For tests: make the server as unkind as a real cluster. Each connection's r.now() is off
+ * by up to `clockSkewMs` either way (nodes' clocks differ), and each write commits up to
+ * `commitDelayMs` after its r.now() was taken, so writes from different connections commit
+ * in another order than their timestamps (a connection's own writes stay in order).
+ */
+export interface UnkindOptions {
+  commitDelayMs: number;
+  clockSkewMs: number;
+}
 
 export interface WireOptions {
   engine: Engine;
@@ -11,6 +24,23 @@ export interface WireOptions {
   port?: number;
   password?: string;
   maxQueryBytes?: number;
+  unkind?: UnkindOptions;
+}
+
+function connectionContext(unkind: UnkindOptions | undefined): QueryContext {
+  if (!unkind || (unkind.commitDelayMs <= 0 && unkind.clockSkewMs <= 0)) return {};
+  const clockOffsetMs = (Math.random() * 2 - 1) * unkind.clockSkewMs;
+  if (unkind.commitDelayMs <= 0) return { clockOffsetMs };
+  let previous: Promise<unknown> = Promise.resolve();
+  return {
+    clockOffsetMs,
+    beforeWrite() {
+      const commitAt = Date.now() + Math.random() * unkind.commitDelayMs;
+      const turn = previous.then(() => sleep(Math.max(0, commitAt - Date.now())));
+      previous = turn;
+      return turn;
+    },
+  };
 }
 
 const ITERATIONS = 4096;
@@ -29,6 +59,7 @@ export async function startWireServer(opts: WireOptions) {
     sockets.add(sock);
     sock.setNoDelay(true);
     const cursors = new Map<bigint, Cursor>();
+    const context = connectionContext(opts.unkind);
     const noreplyPending = new Set<Promise<unknown>>();
     let buf: Buffer = Buffer.alloc(0);
     let stage: 'magic' | 'first' | 'final' | 'ready' | 'closed' = 'magic';
@@ -81,8 +112,10 @@ export async function startWireServer(opts: WireOptions) {
 
     const handleQuery = (token: bigint, raw: string) => {
       let q: unknown;
+      const checked = checkSurrogates(raw);
+      if (!checked.ok) return clientError(token, 'Client is buggy (failed to deserialize query).');
       try {
-        q = JSON.parse(raw);
+        q = JSON.parse(checked.text);
       } catch {
         return clientError(token, `Client is buggy (failed to deserialize query).`);
       }
@@ -93,7 +126,7 @@ export async function startWireServer(opts: WireOptions) {
         const globals = (q[2] && typeof q[2] === 'object' && !Array.isArray(q[2]) ? q[2] : {}) as Record<string, unknown>;
         const noreply = globals.noreply === true;
         const { noreply: _n, ...rest } = globals;
-        const p = opts.engine.run(q[1], rest).then(
+        const p = opts.engine.run(q[1], rest, context).then(
           async (res) => {
             if (noreply) {
               if (res.kind === 'cursor') res.cursor.close();
