@@ -8,6 +8,9 @@
 //   npm run bench -- [--quick] [--dynos 2] [--clients 1000] [--rooms 50] [--senders 50]
 //                    [--rate 100] [--duration 20] [--warmup 3] [--join-sizes 10000,100000,1000000]
 //                    [--join-samples 20] [--no-join] [--no-load] [--out bench/results]
+//                    [--rethinkdb | --cluster N]
+// The database: the standalone embedded server; --rethinkdb, a real RethinkDB node started
+// from RETHINKDB_BIN; --cluster N, N real nodes (tables with N replicas); or RETHINKDB_URL.
 // --clients takes a list (2000,5000,10000): clients are added step by step and each step is
 // measured on its own, to find how many one process holds. Everything is bounded: every phase
 // has a deadline, and only 127.0.0.1 is contacted (or RETHINKDB_URL's host for the database).
@@ -19,7 +22,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { r, type Connection } from 'rethinkdb-ts';
 import { LoadClient } from './lib/load-client.js';
-import { cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDyno, startDb, type Db, type Dyno, type ProcSample } from './lib/procs.js';
+import { chooseDb, cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDyno, startDb, type Db, type Dyno, type ProcSample } from './lib/procs.js';
 import { plotSvg, type PlotSeries } from './lib/plot.js';
 import { roundSummary, Samples, summarize, table, Timeline, type Summary } from './lib/stats.js';
 
@@ -41,6 +44,8 @@ const { values: flags } = parseArgs({
     out: { type: 'string', default: 'bench/results' },
     profile: { type: 'string' },
     'node-args': { type: 'string' },
+    rethinkdb: { type: 'boolean', default: false },
+    cluster: { type: 'string' },
   },
 });
 
@@ -93,12 +98,12 @@ interface StepResult {
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'chat-bench-'));
   const startedAt = new Date();
-  const db = await startDb({ dataDir, dbName: `bench_${randomUUID().slice(0, 8)}`, realUrl: process.env.RETHINKDB_URL });
+  const db = await startDb({ choice: chooseDb(flags, dataDir), dbName: `bench_${randomUUID().slice(0, 8)}` });
   const dynos: Dyno[] = [];
   const clients: LoadClient[] = [];
   const result: Record<string, unknown> = {
     startedAt: startedAt.toISOString(),
-    database: process.env.RETHINKDB_URL ? 'RETHINKDB_URL' : 'embedded (standalone process)',
+    database: db.label,
     params: { dynos: DYNOS, clients: STEPS, rooms: ROOMS, senders: SENDERS, rate: RATE, durationS: DURATION_S, warmupS: WARMUP_S, quick },
   };
   const plots: PlotSeries[] = [];
@@ -109,6 +114,7 @@ async function main(): Promise<void> {
     const nodeArgs = [...(flags['node-args'] ?? '').split(' ').filter(Boolean), ...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [])];
     log(`database ${result.database}; starting ${DYNOS} app process(es)`);
     for (let i = 0; i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { nodeArgs, echoStderr: true }));
+    if (db.nodes.length > 1) await db.replicate(db.nodes.length);
     if (!flags['no-load']) {
       result.load = await load(db, dynos, clients, plots);
       for (const c of clients.splice(0)) c.close();
@@ -212,12 +218,12 @@ async function load(db: Db, dynos: Dyno[], clients: LoadClient[], plots: PlotSer
       loopDelay.reset();
     }, 1000);
     const cpu0 = dynos.map((d) => sampleProc(d.pid));
-    const dbCpu0 = db.pid ? sampleProc(db.pid) : undefined;
+    const dbCpu0 = db.nodes.map((n) => (n.pid ? sampleProc(n.pid) : undefined));
     const self0 = sampleProc(process.pid);
     const sent = await sendPhase(DURATION_S, true);
     const feedsOnDb = await openFeedsOnDb(db.address);
     const cpu1 = dynos.map((d) => sampleProc(d.pid));
-    const dbCpu1 = db.pid ? sampleProc(db.pid) : undefined;
+    const dbCpu1 = db.nodes.map((n) => (n.pid ? sampleProc(n.pid) : undefined));
     const self1 = sampleProc(process.pid);
     // Let the last deliveries arrive (bounded).
     let expected = 0;
@@ -238,7 +244,11 @@ async function load(db: Db, dynos: Dyno[], clients: LoadClient[], plots: PlotSer
       peakRssMiB: mib(b.peakRssBytes),
     });
     const processes = dynos.map((d, k) => proc(d.name, cpu0[k], cpu1[k]));
-    if (dbCpu0 && dbCpu1) processes.push(proc('database', dbCpu0, dbCpu1));
+    db.nodes.forEach((n, k) => {
+      const a = dbCpu0[k];
+      const b = dbCpu1[k];
+      if (a && b) processes.push(proc(db.nodes.length > 1 ? `database ${n.name}` : 'database', a, b));
+    });
     processes.push(proc('load generator', self0, self1));
     const transports: Record<string, number> = {};
     for (const c of clients) transports[c.transport ?? 'closed'] = (transports[c.transport ?? 'closed'] ?? 0) + 1;

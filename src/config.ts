@@ -73,6 +73,9 @@ const envSchema = z.object({
   RATE_LIMIT_BURST: int(1, 10_000).default(30),
   RATE_LIMIT_PER_SECOND: z.coerce.number().positive('must be more than 0').max(10_000).default(5),
   SCHEMA_LOCK_STALE_SECONDS: int(1, 3600).default(60),
+  /** how much later than its timestamp a message may commit, plus the clock difference
+   *  between database nodes, with nothing lost on resume or backfill */
+  REORDER_WINDOW_SECONDS: z.coerce.number().min(1, 'must be at least 1').max(300, 'must be at most 300').default(5),
 });
 
 const configSchema = envSchema.transform((e) => ({
@@ -86,6 +89,7 @@ const configSchema = envSchema.transform((e) => ({
   historyLimit: e.HISTORY_LIMIT,
   rateLimit: { burst: e.RATE_LIMIT_BURST, perSecond: e.RATE_LIMIT_PER_SECOND },
   schemaLockStaleMs: e.SCHEMA_LOCK_STALE_SECONDS * 1000,
+  reorderWindowMs: e.REORDER_WINDOW_SECONDS * 1000,
 }));
 
 export type Config = z.output<typeof configSchema>;

@@ -28,7 +28,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
   const log = deps.log ?? pino({ level: config.logLevel });
   const pool = openPool(config.database, { log });
   const store = createMessageStore(pool, config.dbName);
-  const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit });
+  const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs });
   let server: Server | undefined;
   let realtime: Realtime | undefined;
   let schemaReady = false;
@@ -64,7 +64,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       schemaReady = true;
 
       server = createServer(createHttpApp({ log, ready }));
-      realtime = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit });
+      realtime = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs });
       const s = server;
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);

@@ -34,6 +34,7 @@
     byId: new Map(),
     pending: new Map(), // id -> {room, body, author, el, failed}
     unseen: 0,
+    reorderWindowMs: 5000, // told by the server's hello: how late a message may still arrive
   };
 
   function uuid() {
@@ -55,13 +56,24 @@
   function isOpen() { return primus.readyState === Primus.OPEN; }
   function send(frame) { if (isOpen()) primus.write(frame); }
 
+  // A resume names the newest message shown and the ids shown from the reorder window before
+  // it on: the server sends what may have been missed (a message may commit that much after
+  // its timestamp), and nothing shown already.
+  function joinFrame(room) {
+    var last = state.shown[state.shown.length - 1];
+    if (!last) return { type: 'joinRoom', room: room };
+    var have = [];
+    for (var i = state.shown.length - 2; i >= 0 && have.length < 1000; i--) {
+      if (state.shown[i].t < last.t - state.reorderWindowMs) break;
+      have.push(state.shown[i].m.id);
+    }
+    return { type: 'joinRoom', room: room, since: last.m.id, have: have };
+  }
+
   primus.on('open', function () {
     setConn('live');
     primus.write({ type: 'hello', protocol: 2 });
-    if (state.room !== null) {
-      var last = state.shown[state.shown.length - 1];
-      primus.write(last ? { type: 'joinRoom', room: state.room, since: last.m.id } : { type: 'joinRoom', room: state.room });
-    }
+    if (state.room !== null) primus.write(joinFrame(state.room));
     resendPending();
   });
   primus.on('reconnect scheduled', function () { setConn('reconnecting', 'reconnecting…'); });
@@ -72,6 +84,7 @@
   primus.on('data', function (f) {
     if (!f || typeof f !== 'object') return;
     switch (f.type) {
+      case 'hello': state.reorderWindowMs = f.reorderWindowMs || state.reorderWindowMs; return;
       case 'joined': return onJoined(f);
       case 'deliverMessage': return onMessage(f.message);
       case 'ack': return onAck(f);
@@ -110,7 +123,12 @@
 
   function onError(f) {
     if (f.code === 'rate_limited') {
-      setTimeout(resendPending, f.retryAfterMs || 1000);
+      setTimeout(function () { if (f.clientId) sendPending(f.clientId); else resendPending(); }, f.retryAfterMs || 1000);
+      return;
+    }
+    if (f.code === 'unavailable' && f.room !== undefined && f.room === state.room && !f.clientId) {
+      // The server could not open the room just now: ask again.
+      setTimeout(function () { if (state.room === f.room) send(joinFrame(f.room)); }, 1000);
       return;
     }
     var p = f.clientId && state.pending.get(f.clientId);

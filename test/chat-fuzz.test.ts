@@ -231,7 +231,8 @@ function expectForText(text: string): Expected | 'protocol' {
   let clientId: string | undefined;
   if (isRecord(value) && 'message' in value && isRecord(value.message) && 'id' in value.message) {
     const id = value.message.id;
-    if (typeof id === 'string' && id.length <= LIMITS.id) clientId = id;
+    // (a lone surrogate, escaped in the JSON text, makes it no usable id)
+    if (typeof id === 'string' && id.length <= LIMITS.id && id.isWellFormed()) clientId = id;
   }
   return { code, notJson: false, clientId };
 }
@@ -1361,13 +1362,13 @@ t.test('weird but valid frames are answered as valid frames', async (t) => {
   const r = new Rng(streamSeed(4));
   const c = clientFor(t, url);
   await c.hello();
-  const rooms = ['', ' ', '__proto__', 'constructor', 'hasOwnProperty', '../../etc/passwd', 'r'.repeat(100), '😀'.repeat(50), 'مرحبا', '\u202eevil', 'a\u200bb', '\ud800', 'x\udfffy', '\ufffe', "'; DROP TABLE messages; --", '{"$ne":null}'];
+  const rooms = ['', ' ', '__proto__', 'constructor', 'hasOwnProperty', '../../etc/passwd', 'r'.repeat(100), '😀'.repeat(50), 'مرحبا', '\u202eevil', 'a\u200bb', '\ufffd', '\ufffe', "'; DROP TABLE messages; --", '{"$ne":null}'];
   let n = 0;
   for (const room of rooms) {
-    const since = r.pick([undefined, r.uuid(), r.chars(r.int(1, LIMITS.id), SAFE_ALPHABET), '\ud800', 'x'.repeat(LIMITS.id)]);
+    const since = r.pick([undefined, r.uuid(), r.chars(r.int(1, LIMITS.id), SAFE_ALPHABET), 'x'.repeat(LIMITS.id)]);
     const joined = await c.join(room, since);
     t.equal(joined.resumed, false, `joined ${JSON.stringify(room)} with since ${JSON.stringify(since)}: fresh history`);
-    const bodies = ['\ud800', 'b'.repeat(LIMITS.body), '\u0000 control \u0007 characters', '<script>alert(1)</script>', '😀'.repeat(1000), ' x '];
+    const bodies = ['b'.repeat(LIMITS.body), '\u0000 control \u0007 characters', '<script>alert(1)</script>', '😀'.repeat(1000), ' x ', '\ud83d\ude00 a pair'];
     const body = r.pick(bodies);
     const id = r.pick([crypto.randomUUID(), crypto.randomUUID().toUpperCase()]);
     const author = r.pick<unknown>(['   ', 'n'.repeat(LIMITS.name), { name: '\u00a0' }, { name: 'x', id: 'admin', isAdmin: true }, undefined]);
@@ -1382,6 +1383,33 @@ t.test('weird but valid frames are answered as valid frames', async (t) => {
   t.match(await c.send('elsewhere', 'first', id), { type: 'error', code: 'id_conflict' }, 'a reused id in another room is refused');
   n += 3;
   count('weird but valid frames', n);
+});
+
+t.test('text that is not well-formed UTF-16 is refused where it enters, with a clear error', async (t) => {
+  // A lone surrogate cannot be stored: RethinkDB refuses the whole query (a high one) or keeps
+  // U+FFFD in its place (a low one). Refused at the boundary, every frame gets an answer.
+  const c = clientFor(t, url);
+  await c.hello();
+  let n = 0;
+  for (const bad of ['\ud800', 'x\udfffy', 'a\udbffb', '\udc00\ud800', 'ok\ud83d']) {
+    c.write({ type: 'joinRoom', room: bad });
+    const refused = await c.take((f) => f.type === 'error', `the answer to joining ${JSON.stringify(bad)}`);
+    t.match(refused, { code: 'bad_frame', message: /room: must be well-formed Unicode text/ }, `joinRoom ${JSON.stringify(bad)}: bad_frame, saying why`);
+    await c.join('good room');
+    c.write({ type: 'joinRoom', room: 'good room', since: bad });
+    t.match(await c.take((f) => f.type === 'error', 'the answer'), { code: 'bad_frame', message: /since: must be well-formed/ }, 'a since that is not well-formed: bad_frame');
+    c.write({ type: 'joinRoom', room: 'good room', since: crypto.randomUUID(), have: ['fine', bad] });
+    t.match(await c.take((f) => f.type === 'error', 'the answer'), { code: 'bad_frame', message: /have\.1: must be well-formed/ }, 'a have that is not well-formed: bad_frame');
+    const id = crypto.randomUUID();
+    c.write({ type: 'createMessage', message: { id, room: 'good room', body: `body ${bad}`, author: { name: 'x' } } });
+    t.match(await c.take((f) => f.clientId === id, 'the answer'), { type: 'error', code: 'bad_frame', message: /message\.body: must be well-formed/ }, 'a body that is not well-formed: bad_frame, naming the message');
+    const id2 = crypto.randomUUID();
+    c.write({ type: 'createMessage', message: { id: id2, room: 'good room', body: 'fine', author: { name: bad } } });
+    t.match(await c.take((f) => f.clientId === id2, 'the answer'), { type: 'error', code: 'bad_frame', message: /message\.author/ }, 'an author name that is not well-formed: bad_frame');
+    n += 5;
+  }
+  t.equal((await fetch(`${url}/?room=${encodeURIComponent('ok')}%ED%A0%80`)).status, 200, 'a URL with the UTF-8 bytes of a surrogate decodes to U+FFFD: an ordinary room name');
+  count('text that is not well-formed', n);
 });
 
 t.test('afterwards the server still serves a well-formed client', async (t) => {

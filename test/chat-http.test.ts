@@ -96,6 +96,6 @@ t.test('stop(): sockets are told to reconnect, not to go away', async (t) => {
   t.ok(Date.now() - started < 5000, 'stopped promptly');
   await c.until(() => scheduled || undefined, 'a reconnect scheduled');
   t.notOk(ended, 'the client did not give up');
-  t.same(app.app.stats(), { sockets: 0, rooms: 0, subscribers: 0, openFeeds: 0 });
+  t.same(app.app.stats(), { sockets: 0, rooms: 0, subscribers: 0, openFeeds: 0, lateBeyondWindow: 0 });
   await t.rejects(fetch(`${app.url}/healthz`), 'no longer accepting');
 });

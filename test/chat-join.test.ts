@@ -2,7 +2,7 @@
 // after a reconnect from the last message seen.
 import t, { type Test } from 'tap';
 import { r, type Connection } from 'rethinkdb-ts';
-import { byRoomOrder, clientFor, sleep, startApp, startDb, type Client, type WireMsg } from './fixtures/chat.js';
+import { byRoomOrder, clientFor, resumeOf, sleep, startApp, startDb, type Client, type WireMsg } from './fixtures/chat.js';
 
 const db = await startDb(t);
 const { url } = await startApp(t, db, { RATE_LIMIT_BURST: '1000', RATE_LIMIT_PER_SECOND: '1000' });
@@ -102,16 +102,28 @@ t.test('resume from the last message seen: exactly what was missed', async (t) =
   await a.join(room);
   for (let i = 0; i < 5; i++) await a.send(room, `seen ${i}`);
   await a.receivedCount(5);
-  const last = a.received.at(-1)!;
+  const held = [...a.received];
   a.close();
 
   // Missed: a few, within the window (served from memory).
   await insert(room, ['missed 1', 'missed 2']);
   const b = clientFor(t, url);
   await b.hello();
-  const resumed = await b.join(room, last.id);
+  const resumed = await b.join(room, resumeOf(held));
   t.equal(resumed.resumed, true);
-  t.same(resumed.messages.map((m) => m.id), (await roomInDb(room)).slice(-2).map((m) => m.id), 'the two missed');
+  const heldIds = new Set(held.map((m) => m.id));
+  const notHeld = (await roomInDb(room)).filter((m) => !heldIds.has(m.id)).map((m) => m.id);
+  t.equal(notHeld.length, 2);
+  t.same(resumed.messages.map((m) => m.id), notHeld, 'the two missed');
+  // A client that names only the newest message it holds gets the reorder window before it
+  // too (a message may commit that much later than its timestamp); it drops what it holds.
+  const bare = clientFor(t, url);
+  await bare.hello();
+  const overlap = await bare.join(room, resumeOf(held).since);
+  const since = resumeOf(held).since;
+  const allButSince = (await roomInDb(room)).map((m) => m.id).filter((id) => id !== since);
+  t.same(overlap.messages.map((m) => m.id), allButSince, 'without `have`: the window before the newest held (all of it here), and the two missed');
+  bare.close();
   await insert(room, ['live after resume']);
   await b.receivedCount(3);
   t.equal(b.received.at(-1)?.body, 'live after resume');
@@ -119,6 +131,7 @@ t.test('resume from the last message seen: exactly what was missed', async (t) =
   // Missed: more than the window of 100 (read by index from the database) while live
   // messages keep coming.
   const mark = b.received.at(-1)!;
+  const heldByB = [...held, ...b.received];
   b.close();
   await insert(room, Array.from({ length: 150 }, (_, i) => `far ${i}`));
   const c = clientFor(t, url);
@@ -131,7 +144,7 @@ t.test('resume from the last message seen: exactly what was missed', async (t) =
       await sleep(3);
     }
   })();
-  c.write({ type: 'joinRoom', room, since: mark.id });
+  c.write({ type: 'joinRoom', room, ...resumeOf(heldByB) });
   const joined = await c.take((f) => f.type === 'joined', 'joined');
   t.equal(joined.resumed, true, 'resumed from the database');
   await sleep(100);

@@ -1,6 +1,7 @@
-// Joining stays fast on a big table: history and live are index ranges, so a quiet room
-// (whose few messages are the oldest in the table, the article's worst case) costs the same
-// as a busy one.
+// Joining a room of a big table gets the right history: a busy room its last 100, a quiet
+// room (whose few messages are the oldest in the table, the article's worst case) its few, an
+// empty one nothing. How fast is for `npm run bench` to say (its join phase); the time is
+// printed here only as a comment.
 import t from 'tap';
 import { r } from 'rethinkdb-ts';
 import { clientFor, startApp, startDb } from './fixtures/chat.js';
@@ -39,7 +40,7 @@ for (const [room, expected] of [['busy', 100], ['quiet', 3], ['empty', 0]] as co
     const { messages } = await c.join(room);
     const ms = performance.now() - started;
     t.equal(messages.length, expected);
+    t.same(messages.map((m) => m.room), messages.map(() => room), 'only messages of that room');
     t.comment(`joined ${room} in ${ms.toFixed(1)} ms`);
-    t.ok(ms < 250, `in milliseconds (${ms.toFixed(1)} ms)`);
   });
 }

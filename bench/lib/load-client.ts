@@ -1,11 +1,11 @@
 // A chat client for load and chaos runs: a real Primus client (engine.io, upgraded to
-// WebSocket) speaking protocol 2. It can fail over to another app process and resume from
-// the last message it saw, and it resends what was not acknowledged, with the same id, so
-// that a message is stored once whatever happens to the process it was sent through.
+// WebSocket) driven by the client protocol module (src/client/session.ts), as the page is. It
+// can fail over to another app process and resume from what it holds, and it resends what was
+// not acknowledged, with the same id, so that a message is stored once whatever happens to
+// the process it was sent through.
 import Primus from 'primus';
-import type { WireMessage } from '../../src/chat/protocol.js';
-
-type Frame = { type: string } & Record<string, unknown>;
+import type { OutboundFrame, WireMessage } from '../../src/chat/wire.js';
+import { ClientSession } from '../../src/client/session.js';
 
 const Socket = Primus.createSocket({ transformer: 'engine.io', parser: 'JSON', pathname: '/primus', pingInterval: false });
 
@@ -13,26 +13,50 @@ export interface LoadClientOptions {
   /** app processes to try, in turn; the first is used first */
   urls: string[];
   room: string;
-  /** every delivered message (history included), with the time it arrived (performance.now()) */
+  /** every message the client takes into its room (history included, each once), with the
+   *  time it arrived (performance.now()) */
   onMessage?: (m: WireMessage, at: number, live: boolean) => void;
+  /** every deliverMessage and joined frame's messages as they arrive, duplicates included */
+  onArrival?: (m: WireMessage) => void;
+  /** a message this client sent was acknowledged */
+  onAck?: (clientId: string) => void;
   /** open a new connection (to the next url) when this one ends; otherwise stay closed */
   failover?: boolean;
+  author?: string;
 }
 
 export class LoadClient {
   private sock: Primus.Client | undefined;
   private urlIndex = 0;
   private closed = false;
-  /** the last message seen, to resume from */
-  lastId: string | undefined;
-  /** messages sent and not yet acknowledged: id -> frame */
-  readonly pending = new Map<string, Frame>();
+  readonly session: ClientSession;
   connects = 0;
   errors = new Map<string, number>();
   private joinedWaiters: Array<(at: number) => void> = [];
   private joinStarted = 0;
 
-  constructor(private readonly opts: LoadClientOptions) {}
+  constructor(private readonly opts: LoadClientOptions) {
+    const author = { name: opts.author ?? 'bench' };
+    this.session = new ClientSession({
+      write: (f) => this.sock?.write(f),
+      author: () => author,
+      events: {
+        message: (m, _i, live) => this.opts.onMessage?.(m, performance.now(), live),
+        joined: () => {
+          const took = performance.now() - this.joinStarted;
+          for (const w of this.joinedWaiters.splice(0)) w(took);
+        },
+        acked: (p) => this.opts.onAck?.(p.id),
+        error: (f) => this.errors.set(f.code, (this.errors.get(f.code) ?? 0) + 1),
+      },
+    });
+    this.session.join(opts.room);
+  }
+
+  /** messages sent and not yet acknowledged */
+  get pending(): ReadonlyMap<string, unknown> {
+    return this.session.pending;
+  }
 
   /** Connects and joins; resolves with the time from joinRoom to history (ms). */
   start(): Promise<number> {
@@ -53,19 +77,30 @@ export class LoadClient {
       // Primus starts on long-polling and upgrades to WebSocket; frames wait for the upgrade,
       // so that what is measured is the WebSocket path every client settles on.
       const eio = sock.socket;
+      const go = () => {
+        clearTimeout(timer);
+        if (this.sock !== sock) return;
+        this.joinStarted = performance.now();
+        this.session.connected();
+      };
+      let timer: ReturnType<typeof setTimeout> | undefined;
       if (eio && eio.transport?.name !== 'websocket') {
-        const go = () => {
-          clearTimeout(timer);
-          if (this.sock === sock) this.joinAndResend(sock);
-        };
-        const timer = setTimeout(go, 2000);
+        timer = setTimeout(go, 2000);
         eio.once('upgrade', go);
-      } else this.joinAndResend(sock);
+      } else go();
     });
-    sock.on('data', (f: Frame) => this.onFrame(f));
+    sock.on('data', (f: OutboundFrame) => {
+      if (this.sock !== sock) return;
+      if (this.opts.onArrival) {
+        if (f.type === 'deliverMessage') this.opts.onArrival(f.message);
+        else if (f.type === 'joined') for (const m of f.messages) this.opts.onArrival(m);
+      }
+      this.session.receive(f);
+    });
     const gone = () => {
       if (this.sock !== sock) return;
       this.sock = undefined;
+      this.session.disconnected();
       sock.end();
       if (this.closed || !this.opts.failover) return;
       if (!open || this.opts.urls.length > 1) this.urlIndex++;
@@ -76,51 +111,8 @@ export class LoadClient {
     sock.on('error', () => undefined);
   }
 
-  private joinAndResend(sock: Primus.Client): void {
-    sock.write({ type: 'hello', protocol: 2 });
-    this.joinStarted = performance.now();
-    sock.write(this.lastId ? { type: 'joinRoom', room: this.opts.room, since: this.lastId } : { type: 'joinRoom', room: this.opts.room });
-    // What the previous connection could not get acknowledged goes again, with the same ids.
-    for (const frame of this.pending.values()) sock.write(frame);
-  }
-
-  private onFrame(f: Frame): void {
-    const at = performance.now();
-    switch (f.type) {
-      case 'joined': {
-        for (const m of f.messages as WireMessage[]) this.see(m, at, false);
-        const took = at - this.joinStarted;
-        for (const w of this.joinedWaiters.splice(0)) w(took);
-        return;
-      }
-      case 'deliverMessage':
-        return this.see(f.message as WireMessage, at, true);
-      case 'ack':
-        this.pending.delete(f.clientId as string);
-        return;
-      case 'error': {
-        const code = String(f.code);
-        this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
-        const id = f.clientId as string | undefined;
-        // Not stored (the database is away, or we were too fast): the same frame again, later.
-        const frame = id === undefined ? undefined : this.pending.get(id);
-        if (frame && (code === 'unavailable' || code === 'rate_limited')) {
-          setTimeout(() => this.sock?.write(frame), Math.max(100, Number(f.retryAfterMs ?? 0)));
-        }
-        return;
-      }
-    }
-  }
-
-  private see(m: WireMessage, at: number, live: boolean): void {
-    this.lastId = m.id;
-    this.opts.onMessage?.(m, at, live);
-  }
-
-  send(id: string, body: string, author = 'bench'): void {
-    const frame: Frame = { type: 'createMessage', message: { id, room: this.opts.room, body, author: { name: author } } };
-    this.pending.set(id, frame);
-    this.sock?.write(frame);
+  send(id: string, body: string): void {
+    this.session.send(body, id);
   }
 
   /** The engine.io transport in use ('websocket' once upgraded), if connected. */
@@ -135,6 +127,7 @@ export class LoadClient {
 
   close(): void {
     this.closed = true;
+    this.session.close();
     this.sock?.end();
     this.sock = undefined;
   }

@@ -4,19 +4,27 @@
 // history in one frame, resume from the last message it saw.
 import { z } from 'zod';
 import type { Author, Message } from './message.js';
+import type { ErrorCode, Protocol, WireMessage } from './wire.js';
 
-export const LIMITS = Object.freeze({ room: 100, body: 2000, name: 50, id: 128 });
+export { compareWire, type ErrorCode, type OutboundFrame, type Protocol, type WireMessage } from './wire.js';
+
+export const LIMITS = Object.freeze({ room: 100, body: 2000, name: 50, id: 128, have: 1000 });
 
 const noControlChars = /^[^\p{Cc}]*$/u;
 
+/**
+ * Text from outside: a string that is well-formed UTF-16. A lone surrogate cannot be stored
+ * (RethinkDB refuses the whole query, or keeps U+FFFD in its place), so it is refused here,
+ * at the boundary, with an error that says why.
+ */
+export const text = () => z.string().refine((s) => s.isWellFormed(), 'must be well-formed Unicode text (it holds a lone surrogate)');
+
 /** Any name is a room (the article's lobby is ''); only length and control characters are refused. */
-export const roomName = z
-  .string()
+export const roomName = text()
   .max(LIMITS.room, `must be at most ${LIMITS.room} characters`)
   .regex(noControlChars, 'must not contain control characters');
 
-const authorName = z
-  .string()
+const authorName = text()
   .trim()
   .max(LIMITS.name, `must be at most ${LIMITS.name} characters`)
   .regex(noControlChars, 'must not contain control characters')
@@ -28,18 +36,23 @@ const inboundAuthor = z
   .union([authorName, z.object({ name: authorName })])
   .transform((a): Author => (typeof a === 'string' ? { name: a } : { name: a.name }));
 
-const body = z
-  .string()
+const body = text()
   .max(LIMITS.body, `must be at most ${LIMITS.body} characters`)
   .refine((s) => s.trim() !== '', 'must not be empty');
+
+const messageId = text().min(1, 'must not be empty').max(LIMITS.id, `must be at most ${LIMITS.id} characters`);
 
 export const inboundFrame = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hello'), protocol: z.literal(2) }),
   z.object({
     type: z.literal('joinRoom'),
     room: roomName,
-    /** protocol 2: the id of the last message this client has; the server sends what came after */
-    since: z.string().min(1).max(LIMITS.id).optional(),
+    /** protocol 2: the id of the newest message (in room order) this client holds; the
+     *  server sends what it may have missed: every message from `reorderWindowMs` before it on */
+    since: messageId.optional(),
+    /** protocol 2, with `since`: the ids this client holds from `reorderWindowMs` before
+     *  `since` on, which the server then does not send again */
+    have: z.array(messageId).max(LIMITS.have, `must list at most ${LIMITS.have} ids`).optional(),
   }),
   z.object({ type: z.literal('leaveRoom') }),
   z.object({
@@ -55,14 +68,6 @@ export const inboundFrame = z.discriminatedUnion('type', [
 ]);
 export type InboundFrame = z.output<typeof inboundFrame>;
 
-export type ErrorCode =
-  | 'bad_frame'
-  | 'unknown_type'
-  | 'rate_limited'
-  | 'forbidden'
-  | 'id_conflict'
-  | 'unavailable';
-
 export type ParseResult = { ok: true; frame: InboundFrame } | { ok: false; code: ErrorCode; message: string; clientId?: string };
 
 export function parseFrame(data: unknown): ParseResult {
@@ -70,7 +75,7 @@ export function parseFrame(data: unknown): ParseResult {
   if (parsed.success) return { ok: true, frame: parsed.data };
   const type = typeof data === 'object' && data !== null && 'type' in data ? data.type : undefined;
   const known = inboundFrame.options.some((o) => o.shape.type.value === type);
-  const clientId = messageIdOf(data);
+  const clientId = clientIdOf(data);
   if (!known) {
     return { ok: false, code: 'unknown_type', message: `unrecognized message type ${describeType(type)}`, clientId };
   }
@@ -87,39 +92,14 @@ function describeType(type: unknown): string {
 }
 
 /** The client's id of a createMessage frame, if it has a usable one, so an error can name it. */
-function messageIdOf(data: unknown): string | undefined {
+export function clientIdOf(data: unknown): string | undefined {
   if (typeof data !== 'object' || data === null || !('message' in data)) return undefined;
   const m = data.message;
   if (typeof m !== 'object' || m === null || !('id' in m) || typeof m.id !== 'string') return undefined;
-  return m.id.length <= LIMITS.id ? m.id : undefined;
+  return m.id.length <= LIMITS.id && m.id.isWellFormed() ? m.id : undefined;
 }
 
-// ---- outbound -------------------------------------------------------------------------
-
-export type Protocol = 1 | 2;
-
-/** A message on the wire. Protocol 1 (the article's client) shows `author` as text. */
-export interface WireMessage {
-  id: string;
-  room: string;
-  body: string;
-  author: Author | string;
-  /** ISO 8601, the database's clock */
-  sent: string;
-}
-
-export type OutboundFrame =
-  | { type: 'hello'; protocol: 2 }
-  | { type: 'deliverMessage'; message: WireMessage }
-  /** protocol 2: history of a room just joined, oldest first; `resumed` means it continues from `since` */
-  | { type: 'joined'; room: string; resumed: boolean; messages: WireMessage[] }
-  | { type: 'ack'; clientId?: string; id: string; room: string; sent: string }
-  | { type: 'error'; code: ErrorCode; message: string; clientId?: string; retryAfterMs?: number };
-
-/** The one room order on the wire, as clients apply it: server time, then id. */
-export function compareWire(a: Pick<WireMessage, 'sent' | 'id'>, b: Pick<WireMessage, 'sent' | 'id'>): number {
-  return Date.parse(a.sent) - Date.parse(b.sent) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-}
+// ---- outbound (the shapes are in wire.ts) ------------------------------------------------
 
 export function toWire(m: Message, protocol: Protocol): WireMessage {
   return {

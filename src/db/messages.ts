@@ -2,14 +2,15 @@
 // room_sent index ([room, sent, id]); nothing scans the table.
 import { r, type RCursor } from 'rethinkdb-ts';
 import { z } from 'zod';
-import { messageRow, compareMessages, type Message, type NewMessage } from '../chat/message.js';
+import { messageRow, type Message, type NewMessage } from '../chat/message.js';
 import type { Pool } from './pool.js';
 import { MESSAGES } from './schema.js';
 
-/** One event of a room's "last N, then live" feed. */
+/** One event of a room's feed: every change to the room's messages, from when it is ready. */
 export type FeedEvent =
+  /** 'ready': every write that commits from now on comes through this feed */
   | { kind: 'state'; state: 'initializing' | 'ready' }
-  /** a message entered (newVal) and/or left (oldVal) the window of the last N */
+  /** a message was stored (newVal), changed (both) or removed (oldVal) */
   | { kind: 'change'; oldVal?: Message; newVal?: Message };
 
 export interface FeedCursor extends AsyncIterable<FeedEvent> {
@@ -21,12 +22,12 @@ export interface MessageStore {
    *  in the same room is not stored again: the stored one comes back, marked duplicate. */
   insert(m: NewMessage): Promise<{ message: Message; duplicate: boolean }>;
   get(id: string): Promise<Message | undefined>;
-  /** The room's messages strictly after `anchor` in room order, oldest first, at most `limit`. */
-  after(anchor: Message, limit: number): Promise<Message[]>;
-  /** The room's messages sent from about `from` on (all of them when absent), oldest first. */
-  since(room: string, from: Date | undefined): Promise<Message[]>;
-  /** The atomic "last `limit` messages, then live" feed of a room. */
-  latest(room: string, limit: number): Promise<FeedCursor>;
+  /** The room's last `limit` messages in room order, oldest first: an index read. */
+  latest(room: string, limit: number): Promise<Message[]>;
+  /** The room's messages sent at `from` or later, oldest first, at most `limit`. */
+  range(room: string, from: Date, limit: number): Promise<Message[]>;
+  /** Every change to the room's messages, live (no initial values). */
+  changes(room: string): Promise<FeedCursor>;
   /** A cheap read that fails unless the database and table answer. */
   ping(): Promise<void>;
 }
@@ -36,9 +37,8 @@ export class IdConflictError extends Error {
 }
 
 // Times cross the wire as float seconds and come back as Dates cut to the millisecond, so an
-// index bound built from a Date read earlier may sit a hair off the stored value. A range that
-// must start exactly after a message starts a little early, and the exact cut is made here,
-// by the same comparison clients use.
+// index bound built from a Date may sit a hair off the stored value. A range starts a little
+// early, and the exact cut is made here.
 const MARGIN_MS = 2;
 
 const insertResult = z.object({
@@ -83,28 +83,22 @@ export function createMessageStore(pool: Pool, db: string): MessageStore {
       throw new Error(`insert failed: ${res.first_error ?? 'no change returned'}`);
     },
 
-    async after(anchor, limit) {
-      const from = new Date(anchor.sent.getTime() - MARGIN_MS);
-      // Over-read by what the margin lets in (the anchor and its last milliseconds), then cut.
-      const raw: unknown[] = await pool.run(
-        roomRange(anchor.room, from).orderBy({ index: r.asc('room_sent') }).limit(limit + 100),
-      );
-      return rows(raw).filter((m) => compareMessages(m, anchor) > 0).slice(0, limit);
-    },
-
-    async since(room, from) {
-      const raw: unknown[] = await pool.run(roomRange(room, from).orderBy({ index: r.asc('room_sent') }));
-      return rows(raw);
-    },
-
     async latest(room, limit) {
-      const cursor: RCursor = await pool.run(
-        table()
-          .between([room, r.minval], [room, r.maxval], { index: 'room_sent' })
-          .orderBy({ index: r.desc('room_sent') })
-          .limit(limit)
-          .changes({ includeInitial: true, includeStates: true, includeTypes: true }),
+      // A plain index read, O(log n + limit) on RethinkDB as on the embedded server (a
+      // changefeed with orderBy().limit() costs the size of the room on RethinkDB).
+      const raw: unknown[] = await pool.run(roomRange(room, undefined).orderBy({ index: r.desc('room_sent') }).limit(limit));
+      return rows(raw).reverse();
+    },
+
+    async range(room, from, limit) {
+      const raw: unknown[] = await pool.run(
+        roomRange(room, new Date(from.getTime() - MARGIN_MS)).orderBy({ index: r.asc('room_sent') }).limit(limit),
       );
+      return rows(raw).filter((m) => m.sent.getTime() >= from.getTime());
+    },
+
+    async changes(room) {
+      const cursor: RCursor = await pool.run(roomRange(room, undefined).changes({ includeStates: true, includeTypes: true }));
       return {
         close: () => cursor.close(),
         async *[Symbol.asyncIterator]() {

@@ -7,7 +7,7 @@ import { Duplex } from 'node:stream';
 import Primus from 'primus';
 import type { Logger } from 'pino';
 import { ANONYMOUS, mayRead, mayWrite, type Viewer } from '../chat/access.js';
-import { parseFrame, toWire, type InboundFrame, type OutboundFrame, type Protocol } from '../chat/protocol.js';
+import { clientIdOf, parseFrame, toWire, type InboundFrame, type OutboundFrame, type Protocol } from '../chat/protocol.js';
 import type { Message } from '../chat/message.js';
 import { IdConflictError, type MessageStore } from '../db/messages.js';
 import { prepareFrame, writePrepared, type PreparedFrame } from './prepared.js';
@@ -19,6 +19,8 @@ export interface RealtimeOptions {
   store: MessageStore;
   log: Logger;
   rateLimit: { burst: number; perSecond: number };
+  /** told to protocol-2 clients in hello: the span of `have` when they resume */
+  reorderWindowMs: number;
 }
 
 export interface Realtime {
@@ -77,7 +79,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       joined = undefined;
     }
 
-    function join(room: string, since: string | undefined): void {
+    function join(room: string, since: string | undefined, have: string[] | undefined): void {
       const may = mayRead(viewer, room);
       if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason });
       const previous = joined;
@@ -93,10 +95,21 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
           deliver(m) {
             if (entry.active) writePrepared(spark, delivery(m, protocol));
           },
+          restart(history, unseen) {
+            if (!entry.active) return;
+            if (protocol === 2) send({ type: 'joined', room, resumed: false, messages: history.map((m) => toWire(m, 2)) });
+            else for (const m of unseen) send({ type: 'deliverMessage', message: toWire(m, 1) });
+          },
+          fail(reason) {
+            if (!entry.active) return;
+            entry.active = false;
+            if (joined === entry) joined = undefined;
+            send({ type: 'error', code: 'unavailable', room, message: `${reason}; join again` });
+          },
         } satisfies Subscriber,
       };
       joined = entry;
-      feeds.join(room, entry.sub, since);
+      feeds.join(room, entry.sub, { since, have });
       // Left after joining, so that joining the same room again (the article's client does on
       // every keystroke) keeps its feed open and answers from memory.
       if (previous) {
@@ -126,7 +139,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     spark.on('data', (data: unknown) => {
       const rate = bucket.take();
       if (!rate.ok) {
-        return send({ type: 'error', code: 'rate_limited', message: 'too many messages; slow down', retryAfterMs: rate.retryAfterMs });
+        return send({ type: 'error', code: 'rate_limited', message: 'too many messages; slow down', clientId: clientIdOf(data), retryAfterMs: rate.retryAfterMs });
       }
       const parsed = parseFrame(data);
       if (!parsed.ok) return send({ type: 'error', code: parsed.code, message: parsed.message, clientId: parsed.clientId });
@@ -134,9 +147,9 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       switch (frame.type) {
         case 'hello':
           protocol = 2;
-          return send({ type: 'hello', protocol: 2 });
+          return send({ type: 'hello', protocol: 2, reorderWindowMs: opts.reorderWindowMs });
         case 'joinRoom':
-          return join(frame.room, frame.since);
+          return join(frame.room, frame.since, frame.have);
         case 'leaveRoom':
           return leave();
         case 'createMessage':
