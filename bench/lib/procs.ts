@@ -125,7 +125,7 @@ async function freePort(): Promise<number> {
 }
 
 /** The standalone embedded server (`src/reql/cli.ts`) in its own process on `dataDir`. */
-async function startEmbeddedNode(dataDir: string, unkind?: { commitDelayMs: number; clockSkewMs: number }): Promise<DbNode> {
+async function startEmbeddedNode(dataDir: string, unkind?: { commitDelayMs: number; clockSkewMs: number }): Promise<StoppableNode> {
   let port = 0;
   let child: ChildProcess;
   const extra = unkind ? ['--unkind-commit-delay', String(unkind.commitDelayMs), '--unkind-clock-skew', String(unkind.clockSkewMs)] : [];
@@ -140,27 +140,41 @@ async function startEmbeddedNode(dataDir: string, unkind?: { commitDelayMs: numb
     child.stdout?.resume();
   };
   await start();
+  return serverNode('embedded', () => port, () => child, start);
+}
+
+/** A database process that can be killed, stopped (SIGTERM) and started again by `start`. */
+function serverNode(name: string, port: () => number, child: () => ChildProcess, start: () => Promise<void>): StoppableNode {
+  const running = () => child().exitCode === null && child().signalCode === null;
   return {
-    name: 'embedded',
+    name,
     get port() {
-      return port;
+      return port();
     },
     get pid() {
-      return child.pid;
+      return child().pid;
     },
     get alive() {
-      return child.exitCode === null && child.signalCode === null;
+      return running();
     },
-    kill: () => killHard(child),
+    kill: () => killHard(child()),
     async restart() {
-      await killHard(child);
+      await killHard(child());
       await start();
+    },
+    async stop() {
+      if (!running()) return;
+      const exited = once(child(), 'exit');
+      child().kill('SIGTERM');
+      await exited;
     },
   };
 }
 
+type StoppableNode = DbNode & { stop(): Promise<void> };
+
 /** One real RethinkDB node, on loopback, with fixed ports so that it can restart in place. */
-async function startRethinkdbNode(bin: string, dir: string, name: string, ports: { driver: number; cluster: number }, join: number[]): Promise<DbNode & { stop(): Promise<void> }> {
+async function startRethinkdbNode(bin: string, dir: string, name: string, ports: { driver: number; cluster: number }, join: number[]): Promise<StoppableNode> {
   let child: ChildProcess;
   const args = [
     '--bind', '127.0.0.1', '--driver-port', String(ports.driver), '--cluster-port', String(ports.cluster), '--no-http-admin',
@@ -174,27 +188,7 @@ async function startRethinkdbNode(bin: string, dir: string, name: string, ports:
     child.stdout?.resume();
   };
   await start();
-  return {
-    name,
-    port: ports.driver,
-    get pid() {
-      return child.pid;
-    },
-    get alive() {
-      return child.exitCode === null && child.signalCode === null;
-    },
-    kill: () => killHard(child),
-    async restart() {
-      await killHard(child);
-      await start();
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  return serverNode(name, () => ports.driver, () => child, start);
 }
 
 /**
@@ -261,20 +255,13 @@ export async function startDb(opts: { choice: DbChoice; dbName: string }): Promi
       url: formatRethinkdbUrl(address(), dbName),
       nodes: [node],
       ...helpers(address(), [node]),
-      async close() {
-        const child = node.alive ? node.pid : undefined;
-        if (child === undefined) return;
-        process.kill(child, 'SIGTERM');
-        const deadline = Date.now() + 10_000;
-        while (node.alive && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-        if (node.alive) await node.kill();
-      },
+      close: () => node.stop(),
     };
   }
 
   const ports = [];
   for (let i = 0; i < choice.nodes; i++) ports.push({ driver: await freePort(), cluster: await freePort() });
-  const nodes: Array<DbNode & { stop(): Promise<void> }> = [];
+  const nodes: StoppableNode[] = [];
   try {
     for (let i = 0; i < choice.nodes; i++) {
       const others = ports.filter((_, k) => k !== i).map((p) => p.cluster);
