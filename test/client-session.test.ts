@@ -120,6 +120,9 @@ t.test('ClientSession: sends stay pending until acknowledged, and go again with 
   const own = s.send('arrives first');
   rx({ type: 'deliverMessage', message: { ...msg(own.id, 5), body: 'arrives first' } });
   t.notOk(s.pending.has(own.id), 'its own message arriving through the room settles a send whose ack was lost');
+  t.same(events.slice(-2), [`acked ${own.id} as ${own.id}`, `message ${own.id} @0 live`], "and it counts as acknowledged");
+  rx({ type: 'ack', clientId: own.id, id: own.id, room: 'r', sent: at(5) });
+  t.equal(events.filter((e) => e.startsWith(`acked ${own.id}`)).length, 1, 'the late ack changes nothing');
   s.close();
 });
 

@@ -33,6 +33,8 @@ t.test('unkind: clocks differ per connection, writes commit late and out of time
   }
   t.ok(offsets.every((o) => Math.abs(o) <= SKEW + 50), `every connection's clock is within ±${SKEW} ms (${offsets.join(', ')})`);
   t.ok(new Set(offsets.map((o) => Math.round(o / 10))).size > 1, 'and they differ from each other');
+  const epoch: number = await r.now().toEpochTime().run(conns[0]);
+  t.equal(Math.round(epoch * 1000) / 1000, epoch, 'a skewed r.now() is whole milliseconds, as every RethinkDB time is');
 
   // Late commits: a feed sees the writes in commit order.
   const feed = await r.db('u').table('t').changes().run(conns[0]);

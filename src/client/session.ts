@@ -82,7 +82,7 @@ export interface SessionEvents {
   reset?(room: string): void;
   /** the history of a join arrived */
   joined?(room: string, resumed: boolean): void;
-  /** a send was acknowledged (its message comes, or came, through the room) */
+  /** a send is known to be stored: acknowledged, or its message came through the room first */
   acked?(p: PendingSend, id: string): void;
   /** a send was refused for good */
   failed?(p: PendingSend): void;
@@ -179,9 +179,7 @@ export class ClientSession {
         return;
       case 'ack': {
         const p = f.clientId === undefined ? undefined : this.pending.get(f.clientId);
-        if (!p) return;
-        this.settle(p.id);
-        ev.acked?.(p, f.id);
+        if (p) this.settle(p, f.id);
         return;
       }
       case 'error':
@@ -196,7 +194,8 @@ export class ClientSession {
     const index = this.history.add(m);
     if (index < 0) return;
     // Our own message arrived through the room: it is stored, whatever became of its ack.
-    if (this.pending.has(m.id)) this.settle(m.id);
+    const own = this.pending.get(m.id);
+    if (own) this.settle(own, m.id);
     this.opts.events?.message?.(m, index, live);
   }
 
@@ -231,11 +230,12 @@ export class ClientSession {
     this.retryAt.set(`room:${room}`, r);
   }
 
-  private settle(id: string): void {
-    this.pending.delete(id);
-    const r = this.retryAt.get(id);
+  private settle(p: PendingSend, storedAs: string): void {
+    this.pending.delete(p.id);
+    const r = this.retryAt.get(p.id);
     if (r) clearTimeout(r.timer);
-    this.retryAt.delete(id);
+    this.retryAt.delete(p.id);
+    this.opts.events?.acked?.(p, storedAs);
   }
 
   private writeJoin(room: string, resume: { since?: string; have?: string[] }): void {

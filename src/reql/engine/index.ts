@@ -123,7 +123,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
       throw e;
     }
     // r.now() is the time the query arrived, as on RethinkDB, even when it commits later.
-    const now = { $reql_type$: 'TIME', epoch_time: (Date.now() + (context.clockOffsetMs ?? 0)) / 1000, timezone: '+00:00' };
+    const now = { $reql_type$: 'TIME', epoch_time: Math.round(Date.now() + (context.clockOffsetMs ?? 0)) / 1000, timezone: '+00:00' };
     const g = globals(rawGlobals);
     if (context.beforeWrite && writes(term)) await context.beforeWrite();
     const ctx = new Ctx(state, g, undefined, undefined, now);
