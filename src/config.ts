@@ -76,6 +76,17 @@ const envSchema = z.object({
   /** how much later than its timestamp a message may commit, plus the clock difference
    *  between database nodes, with nothing lost on resume or backfill */
   REORDER_WINDOW_SECONDS: z.coerce.number().min(1, 'must be at least 1').max(300, 'must be at most 300').default(5),
+  /** a session unused this long ends (each use slides it) */
+  SESSION_DAYS: int(1, 3650).default(30),
+  /** Express's `trust proxy`: the number of proxies in front, `loopback`, or addresses/subnets;
+   *  then X-Forwarded-For and -Proto are believed (client address, Secure cookies) */
+  TRUST_PROXY: z
+    .string()
+    .regex(/^(\d+|true|false|loopback|linklocal|uniquelocal|[0-9a-fA-F.:/, ]+)$/, 'must be a number of proxies, true, false, loopback, linklocal, uniquelocal or addresses')
+    .optional(),
+  LOGIN_RATE_LIMIT_PER_ACCOUNT: int(1, 100_000).default(10),
+  LOGIN_RATE_LIMIT_PER_ADDRESS: int(1, 100_000).default(50),
+  SIGNUP_RATE_LIMIT_PER_ADDRESS: int(1, 100_000).default(20),
 });
 
 const configSchema = envSchema.transform((e) => ({
@@ -90,6 +101,13 @@ const configSchema = envSchema.transform((e) => ({
   rateLimit: { burst: e.RATE_LIMIT_BURST, perSecond: e.RATE_LIMIT_PER_SECOND },
   schemaLockStaleMs: e.SCHEMA_LOCK_STALE_SECONDS * 1000,
   reorderWindowMs: e.REORDER_WINDOW_SECONDS * 1000,
+  sessionDays: e.SESSION_DAYS,
+  trustProxy: e.TRUST_PROXY === undefined ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : e.TRUST_PROXY,
+  authLimits: {
+    loginPerAccount: e.LOGIN_RATE_LIMIT_PER_ACCOUNT,
+    loginPerAddress: e.LOGIN_RATE_LIMIT_PER_ADDRESS,
+    signupPerAddress: e.SIGNUP_RATE_LIMIT_PER_ADDRESS,
+  },
 }));
 
 export type Config = z.output<typeof configSchema>;

@@ -1,7 +1,7 @@
 // primus ships no types; this is the part of its API the app and its tests use.
 declare module 'primus' {
   import type { EventEmitter } from 'node:events';
-  import type { Server } from 'node:http';
+  import type { IncomingMessage, Server } from 'node:http';
 
   namespace Primus {
     /** engine.io's server Socket; `wsPreEncodedFrame` is a finished WebSocket frame it writes as is */
@@ -26,6 +26,8 @@ declare module 'primus' {
       readonly id: string;
       readonly address: { ip: string; port: number };
       readonly headers: Record<string, string | undefined>;
+      /** the HTTP request that opened it (the handshake) */
+      readonly request: IncomingMessage;
       /** OPENING 1, CLOSED 2, OPEN 3 */
       readonly readyState: number;
       /** the transformer's own connection: the engine.io Socket (the part the app writes to) */
@@ -60,6 +62,10 @@ declare module 'primus' {
     readonly Socket: Primus.ClientConstructor;
     readonly connected: number;
     library(): string;
+    /** removes a built-in middleware layer by name ('cors', 'primus.js', ...) */
+    remove(name: string): this;
+    /** runs for every HTTP request and upgrade under the pathname; an error refuses it */
+    authorize(fn: (req: IncomingMessage, done: (err?: { statusCode: number; message: string }) => void) => void): this;
     forEach(fn: (spark: Primus.Spark) => void): void;
     destroy(options: { close?: boolean; reconnect?: boolean; timeout?: number }, fn?: (err?: Error) => void): this;
     on(event: 'connection' | 'disconnection', fn: (spark: Primus.Spark) => void): this;

@@ -1,14 +1,18 @@
 // The composition root: config in, database pool, schema, room feeds, sockets and HTTP wired
 // together here and nowhere else. `npm start` runs main() below.
 import { createServer, type Server } from 'node:http';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig, type Config, type DbAddress } from './config.js';
+import { createAccounts } from './accounts/service.js';
+import { createAccountStore } from './accounts/store.js';
 import { createMessageStore } from './db/messages.js';
 import { connectAny, openPool } from './db/pool.js';
 import { ensureSchema } from './db/schema.js';
 import { createHttpApp } from './http/app.js';
+import { authRoutes } from './http/auth.js';
 import { createRoomFeeds, type RoomFeeds } from './realtime/room-feeds.js';
 import { attachRealtime, type Realtime } from './realtime/sockets.js';
 import { startReqlServer } from './reql/index.js';
@@ -28,6 +32,9 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
   const log = deps.log ?? pino({ level: config.logLevel });
   const pool = openPool(config.database, { log });
   const store = createMessageStore(pool, config.dbName);
+  const accountStore = createAccountStore(pool, config.dbName);
+  const accounts = createAccounts({ store: accountStore, log, sessionDays: config.sessionDays });
+  let stopWatching: (() => Promise<void>) | undefined;
   const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs });
   let server: Server | undefined;
   let realtime: Realtime | undefined;
@@ -63,8 +70,19 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       }
       schemaReady = true;
 
-      server = createServer(createHttpApp({ log, ready }));
-      realtime = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs });
+      const csrfSecret = await accountStore.secret('csrf');
+      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits });
+      // Primus puts itself ahead of the app's handler, so the server is made with it first.
+      let library = '';
+      server = createServer(createHttpApp({ log, ready, auth, primusLibrary: () => library, trustProxy: config.trustProxy }));
+      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, accounts });
+      realtime = rt;
+      library = rt.library;
+      // A session deleted anywhere (log-out, password change, a disabled user) closes its
+      // sockets here; after a gap in the feed, every open socket's session is checked again.
+      const watch = accounts.watchRevocations((id) => rt.revoke(id), () => void rt.recheckSessions());
+      stopWatching = () => watch.stop();
+      await watch.ready;
       const s = server;
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
@@ -89,6 +107,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
         await realtime.close();
         clearTimeout(cut);
       }
+      await stopWatching?.();
       await feeds.close();
       await pool.close();
       log.info('stopped');
@@ -106,7 +125,21 @@ export async function openDatabase(config: Config, log: Logger): Promise<{ datab
   const dataDir = join(config.dataDir, 'reql');
   const reql = await startReqlServer({ port: 0, host: '127.0.0.1', dataDir, onWarn: (m) => log.warn({ component: 'reql' }, m) });
   log.info({ dataDir, port: reql.port }, 'embedded database started');
-  return { database: { servers: [{ host: reql.host, port: reql.port }], user: 'admin', password: '' }, close: () => reql.close() };
+  // `npm run admin` finds the running embedded database here (it holds the data directory).
+  const portFile = embeddedPortFile(config.dataDir);
+  writeFileSync(portFile, `${reql.host}:${reql.port}\n`);
+  return {
+    database: { servers: [{ host: reql.host, port: reql.port }], user: 'admin', password: '' },
+    async close() {
+      rmSync(portFile, { force: true });
+      await reql.close();
+    },
+  };
+}
+
+/** Where a running app says which port its embedded database listens on. */
+export function embeddedPortFile(dataDir: string): string {
+  return join(dataDir, 'reql.port');
 }
 
 export function readConfigOrExit(env: NodeJS.ProcessEnv): Config {

@@ -16,7 +16,7 @@ t.test('the page: Pug-rendered, strict CSP, nothing from elsewhere', async (t) =
   t.notMatch(csp, /unsafe-inline|unsafe-eval/);
   t.equal(res.headers.get('x-content-type-options'), 'nosniff');
   const html = await res.text();
-  t.match(html, /<script src="\/primus\/primus\.js"><\/script>/);
+  t.match(html, /<script src="\/vendor\/primus\.js"><\/script>/);
   t.notMatch(html, /(src|href)="(https?:)?\/\//, 'no asset from another origin');
   t.match(html, /id="room"/);
   t.match(html, /id="name"/);
@@ -41,7 +41,7 @@ t.test('a room name that is not allowed is refused', async (t) => {
 
 t.test('assets and the Primus client library are served here', async (t) => {
   for (const [path, type] of [
-    ['/primus/primus.js', /javascript/],
+    ['/vendor/primus.js', /javascript/],
     ['/chat.js', /javascript/],
     ['/style.css', /css/],
   ] as const) {
@@ -71,7 +71,7 @@ t.test('readyz says not ready while the database is unreachable, and recovers', 
     down = await fetch(`${app.url}/readyz`);
   }
   t.equal(down.status, 503);
-  t.match(await down.json(), { status: 'not ready', reason: /database/ });
+  t.same(await down.json(), { status: 'not ready' }, 'no internal reason is shown to whoever asks (it goes to the log)');
   t.equal((await fetch(`${app.url}/healthz`)).status, 200, 'still alive');
   proxy.restore();
   let status = 0;

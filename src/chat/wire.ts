@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'rate_limited'
   | 'forbidden'
   | 'id_conflict'
-  | 'unavailable';
+  | 'unavailable'
+  /** the session ended: log in again */
+  | 'unauthenticated';
 
 export type Protocol = 1 | 2;
 

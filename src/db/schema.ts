@@ -13,15 +13,27 @@ import { r, type Connection, type RDatum } from 'rethinkdb-ts';
 import type { Logger } from 'pino';
 
 export const MESSAGES = 'messages';
+export const USERS = 'users';
+/** claims that keep a value unique (only primary keys are): id is `username:<name>` or `email:<address>` */
+export const CLAIMS = 'claims';
+export const SESSIONS = 'sessions';
+/** one document per setting group ('settings'), plus the one-time claims ('owner', 'secrets') */
+export const WORKSPACE = 'workspace';
+export const INVITES = 'invites';
 
 /** tables and their secondary indexes */
-const TABLES = {
+const TABLES: Record<string, Record<string, (row: RDatum) => unknown>> = {
   [MESSAGES]: {
     // One room's messages in the one order every client shows: by the database's clock,
     // ties broken by id. History, resume and backfill are all ranges of this index.
     room_sent: (m: RDatum) => [m('room'), m('sent'), m('id')],
   },
-} as const;
+  [USERS]: {},
+  [CLAIMS]: {},
+  [SESSIONS]: { userId: (s: RDatum) => s('userId') },
+  [WORKSPACE]: {},
+  [INVITES]: {},
+};
 
 function declaration(db: string) {
   const e = endex({ r }).db(db);

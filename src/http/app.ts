@@ -1,5 +1,5 @@
-// The HTTP side: the page (Pug), static assets, health and readiness. The Primus client
-// library is served by Primus itself at /primus/primus.js, ahead of this app.
+// The HTTP side: the page (Pug), the account pages and API (auth.ts), static assets, the
+// Primus client library, health and readiness.
 import { existsSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -12,6 +12,12 @@ import { LIMITS, roomName } from '../chat/protocol.js';
 
 export interface HttpOptions {
   log: Logger;
+  /** sessions, CSRF and the account pages (src/http/auth.ts) */
+  auth: { before: express.Router; routes: express.Router };
+  /** the Primus client library, served here with the same headers as every other script */
+  primusLibrary: () => string;
+  /** Express's `trust proxy` (TRUST_PROXY) */
+  trustProxy: boolean | number | string;
   /** readiness: the database answers and the schema is in place */
   ready(): Promise<{ ok: boolean; reason?: string }>;
 }
@@ -31,6 +37,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
   const root = projectRoot();
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', opts.trustProxy);
   app.set('views', join(root, 'views'));
   app.set('view engine', 'pug');
 
@@ -62,8 +69,18 @@ export function createHttpApp(opts: HttpOptions): express.Express {
 
   app.get('/readyz', async (_req, res) => {
     const r = await opts.ready().catch((e: unknown) => ({ ok: false, reason: String(e) }));
-    res.status(r.ok ? 200 : 503).json(r.ok ? { status: 'ready' } : { status: 'not ready', reason: r.reason });
+    if (r.ok) return void res.json({ status: 'ready' });
+    // The reason is for the operator's log, not for whoever asks.
+    opts.log.warn({ reason: r.reason }, 'not ready');
+    res.status(503).json({ status: 'not ready' });
   });
+
+  app.get('/vendor/primus.js', (_req, res) => {
+    res.type('application/javascript').set('Cache-Control', 'public, max-age=3600').send(opts.primusLibrary());
+  });
+
+  app.use(opts.auth.before);
+  app.use(opts.auth.routes);
 
   app.get('/', (req: Request, res: Response) => {
     const q = typeof req.query.room === 'string' ? req.query.room : '';
@@ -86,12 +103,15 @@ export function createHttpApp(opts: HttpOptions): express.Express {
     res.status(404).type('text/plain').send('Not found\n');
   });
 
-  app.use((err: Error & { status?: unknown; statusCode?: unknown }, _req: Request, res: Response, _next: express.NextFunction) => {
+  app.use((err: Error & { status?: unknown; statusCode?: unknown }, req: Request, res: Response, _next: express.NextFunction) => {
     // Errors the HTTP layer raises about the request itself (a bad body, an unsatisfiable
     // Range, a failed precondition) carry their 4xx status: the client gets it.
     const status = Number(err.status ?? err.statusCode);
     if (status >= 400 && status < 500) {
-      res.status(status).type('text/plain').send(`${statusText(status)}\n`);
+      const code = (err as { code?: unknown }).code === 'csrf' ? 'csrf' : 'bad_request';
+      const message = code === 'csrf' ? err.message : statusText(status);
+      if (req.path.startsWith('/api/')) res.status(status).json({ error: { code, message } });
+      else res.status(status).type('text/plain').send(`${message}\n`);
       return;
     }
     opts.log.error({ err: err.message }, 'request failed');

@@ -2,7 +2,8 @@
 // rate-limited, then parsed by the protocol schema, then checked by the access module, then
 // handled. A bad frame gets an error reply and the socket stays usable.
 import { randomUUID } from 'node:crypto';
-import { ServerResponse, type Server } from 'node:http';
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import { parse as parseCookies } from 'cookie';
 import { Duplex } from 'node:stream';
 import Primus from 'primus';
 import type { Logger } from 'pino';
@@ -10,6 +11,8 @@ import { ANONYMOUS, mayRead, mayWrite, type Viewer } from '../chat/access.js';
 import { clientIdOf, parseFrame, toWire, type InboundFrame, type OutboundFrame, type Protocol } from '../chat/protocol.js';
 import type { Message } from '../chat/message.js';
 import { IdConflictError, type MessageStore } from '../db/messages.js';
+import type { Accounts } from '../accounts/service.js';
+import type { User } from '../accounts/schema.js';
 import { prepareFrame, writePrepared, type PreparedFrame } from './prepared.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RoomFeeds, Subscriber } from './room-feeds.js';
@@ -21,11 +24,27 @@ export interface RealtimeOptions {
   rateLimit: { burst: number; perSecond: number };
   /** told to protocol-2 clients in hello: the span of `have` when they resume */
   reorderWindowMs: number;
+  /** a socket's identity comes from the session cookie of its handshake */
+  accounts: Accounts;
 }
+
+/** Who a socket is, settled at its handshake. */
+interface SocketIdentity {
+  user?: User;
+  sessionId?: string;
+}
+
+const SESSION_COOKIE = 'sid';
 
 export interface Realtime {
   readonly primus: Primus;
+  /** the Primus client library, for the page */
+  readonly library: string;
   connections(): number;
+  /** Closes the sockets of a session that ended (on any process). */
+  revoke(sessionId: string): void;
+  /** Checks every open socket's session again (after the revocation feed had a gap). */
+  recheckSessions(): Promise<void>;
   /** Ends every socket telling its client to reconnect (elsewhere), and closes the HTTP server. */
   close(): Promise<void>;
 }
@@ -53,7 +72,35 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     pingInterval: false,
   });
 
+  // Primus answers polling requests with Access-Control-Allow-Origin set to whatever Origin
+  // came, with credentials: any site could read a user's socket. Only this origin may.
+  primus.remove('cors');
+  // The client library is served by the app, with the app's security headers.
+  primus.remove('primus.js');
+  primus.authorize((req: IncomingMessage & { identity?: SocketIdentity }, done: (err?: { statusCode: number; message: string }) => void) => {
+    if (!sameOrigin(req)) return done({ statusCode: 403, message: 'this socket must be opened from the page of this server' });
+    if (req.identity) return done();
+    const token = req.headers.cookie ? parseCookies(req.headers.cookie)[SESSION_COOKIE] : undefined;
+    if (!token) {
+      req.identity = {};
+      return done();
+    }
+    opts.accounts.resolve(token).then(
+      (found) => {
+        req.identity = found ? { user: found.user, sessionId: found.session.id } : {};
+        done();
+      },
+      (e: unknown) => {
+        log.warn({ err: String(e) }, 'could not check a socket session');
+        done({ statusCode: 503, message: 'the server cannot check sessions right now' });
+      },
+    );
+  });
+
   guardPrimusHandlers(server, log);
+
+  /** open sockets by session, to close them when the session ends */
+  const bySession = new Map<string, Set<Primus.Spark>>();
 
   // A room message is encoded once per protocol and the same frame written to every socket
   // in the room. The room's feed delivers a message to all its sockets in one synchronous
@@ -65,7 +112,13 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
   }
 
   primus.on('connection', (spark) => {
-    const viewer: Viewer = ANONYMOUS;
+    const identity: SocketIdentity = (spark.request as { identity?: SocketIdentity }).identity ?? {};
+    const viewer: Viewer = identity.user ? { userId: identity.user.id } : ANONYMOUS;
+    if (identity.sessionId) {
+      const set = bySession.get(identity.sessionId) ?? new Set();
+      set.add(spark);
+      bySession.set(identity.sessionId, set);
+    }
     const bucket = new TokenBucket(opts.rateLimit.burst, opts.rateLimit.perSecond);
     let protocol: Protocol = 1;
     let joined: { room: string; sub: Subscriber; active: boolean } | undefined;
@@ -122,7 +175,9 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       const may = mayWrite(viewer, m.room);
       if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason, clientId: m.id });
       try {
-        const { message } = await store.insert({ id: m.id ?? randomUUID(), room: m.room, body: m.body, author: m.author });
+        // A signed-in user posts under their own name, whatever the frame says.
+        const author = identity.user ? { id: identity.user.id, name: identity.user.displayName } : m.author;
+        const { message } = await store.insert({ id: m.id ?? randomUUID(), room: m.room, body: m.body, author });
         if (protocol === 2) {
           send({ type: 'ack', clientId: m.id, id: message.id, room: message.room, sent: message.sent.toISOString() });
         }
@@ -163,17 +218,59 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       send({ type: 'error', code: 'bad_frame', message: 'frame is not valid JSON' });
     });
 
-    spark.on('end', leave);
+    spark.on('end', () => {
+      leave();
+      if (identity.sessionId) {
+        const set = bySession.get(identity.sessionId);
+        set?.delete(spark);
+        if (set?.size === 0) bySession.delete(identity.sessionId);
+      }
+    });
   });
+
+  function revoke(sessionId: string): void {
+    const sparks = bySession.get(sessionId);
+    if (!sparks) return;
+    bySession.delete(sessionId);
+    for (const spark of sparks) {
+      spark.write({ type: 'error', code: 'unauthenticated', message: 'your session ended; log in again' } satisfies OutboundFrame);
+      spark.end(undefined, { reconnect: false });
+    }
+    log.info({ sockets: sparks.size }, 'closed the sockets of an ended session');
+  }
 
   return {
     primus,
+    library: primus.library(),
     connections: () => primus.connected,
+    revoke,
+    async recheckSessions() {
+      for (const [sessionId, sparks] of [...bySession]) {
+        const token = [...sparks][0]?.request.headers.cookie;
+        const still = token ? await opts.accounts.resolve(parseCookies(token)[SESSION_COOKIE]).catch(() => 'unknown' as const) : undefined;
+        if (still === undefined || (still !== 'unknown' && still.session.id !== sessionId)) revoke(sessionId);
+      }
+    },
     close: () =>
       new Promise<void>((resolve) => {
         primus.destroy({ close: true, reconnect: true, timeout: 0 }, () => resolve());
       }),
   };
+}
+
+/**
+ * True when a request has no Origin (not a browser, or a same-origin request that need not say)
+ * or an Origin whose host is the one the request was sent to. A cross-site page's socket
+ * carries its own Origin, and would otherwise ride on the user's cookies.
+ */
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
 }
 
 /**

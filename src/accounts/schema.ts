@@ -1,0 +1,86 @@
+// What an account is, as stored and as input: one schema each, types derived from them.
+import { z } from 'zod';
+import { text } from '../chat/protocol.js';
+
+export const ROLES = ['owner', 'admin', 'member', 'guest'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** true when `role` has every right of `than` (the ladder: owner > admin > member > guest) */
+export function atLeast(role: Role, than: Role): boolean {
+  return ROLES.indexOf(role) <= ROLES.indexOf(than);
+}
+
+export const REGISTRATION_MODES = ['open', 'invite', 'closed'] as const;
+export type RegistrationMode = (typeof REGISTRATION_MODES)[number];
+
+export const userRow = z.object({
+  id: z.string(),
+  username: z.string(),
+  displayName: z.string(),
+  email: z.string(),
+  role: z.enum(ROLES),
+  passwordHash: z.string(),
+  disabled: z.boolean(),
+  createdAt: z.date(),
+});
+export type User = z.output<typeof userRow>;
+
+export const sessionRow = z.object({
+  /** sha256 of the token, hex: the token itself is never stored */
+  id: z.string(),
+  userId: z.string(),
+  createdAt: z.date(),
+  lastUsedAt: z.date(),
+  expiresAt: z.date(),
+});
+export type Session = z.output<typeof sessionRow>;
+
+export const settingsRow = z.object({
+  id: z.literal('settings'),
+  name: z.string(),
+  registration: z.enum(REGISTRATION_MODES),
+});
+export type Settings = z.output<typeof settingsRow>;
+
+export const inviteRow = z.object({
+  id: z.string(),
+  createdBy: z.string(),
+  createdAt: z.date(),
+  expiresAt: z.date(),
+  maxUses: z.number(),
+  uses: z.number(),
+  role: z.enum(['member', 'guest']),
+  revoked: z.boolean(),
+});
+export type Invite = z.output<typeof inviteRow>;
+
+// ---- input ----------------------------------------------------------------------------
+
+const noControl = /^[^\p{Cc}]*$/u;
+
+/** Usernames: what @mentions and URLs can hold. Compared in lower case. */
+export const username = text()
+  .trim()
+  .min(2, 'must be at least 2 characters')
+  .max(32, 'must be at most 32 characters')
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]*$/, 'may hold only letters, digits, dot, dash and underscore, and start with a letter or digit');
+
+export const displayName = text().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').regex(noControl, 'must not contain control characters');
+
+export const email = text()
+  .trim()
+  .max(254, 'must be at most 254 characters')
+  .pipe(z.email('must be an e-mail address'));
+
+/** Long passphrases are welcome; argon2 takes any length, a limit keeps requests small. */
+export const password = text().min(10, 'must be at least 10 characters').max(1024, 'must be at most 1024 characters');
+
+export const registration = z.object({ username, displayName, email, password, invite: z.string().max(200).optional() });
+export type Registration = z.output<typeof registration>;
+
+export const login = z.object({ login: text().trim().min(1, 'must not be empty').max(254), password: text().max(1024) });
+
+export const passwordChange = z.object({ current: text().max(1024), password });
+
+export const normalUsername = (u: string) => u.trim().toLowerCase();
+export const normalEmail = (e: string) => e.trim().toLowerCase();

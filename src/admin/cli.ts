@@ -1,0 +1,179 @@
+// `npm run admin -- COMMAND ...`: the operator's scripting tool (like Mattermost's mmctl). It
+// works on the database the app uses (RETHINKDB_URL, or the embedded one in DATA_DIR: through
+// the running app's port when the app runs, otherwise by opening it itself), prints what it
+// did, and exits non-zero with a message on bad input. Passwords are read from standard input.
+//
+//   create-user USERNAME --role ROLE [--email E] [--display-name NAME]
+//   reset-password USERNAME          the way back in when everything else is locked
+//   set-role USERNAME ROLE
+//   disable-user USERNAME / enable-user USERNAME
+//   set-registration open|invite|closed
+//   create-invite [--uses N] [--days D] [--role member|guest]
+//   list-users
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { z } from 'zod';
+import { ROLES, REGISTRATION_MODES, displayName as displayNameSchema, email as emailSchema, password as passwordSchema, username as usernameSchema } from '../accounts/schema.js';
+import { AccountError, createAccounts, hashToken } from '../accounts/service.js';
+import { createAccountStore } from '../accounts/store.js';
+import { loadConfig, type DbAddress } from '../config.js';
+import { connectAny, openPool } from '../db/pool.js';
+import { ensureSchema } from '../db/schema.js';
+import { startReqlServer } from '../reql/index.js';
+import { embeddedPortFile } from '../server.js';
+
+class UsageError extends Error {}
+
+const USAGE = `usage: npm run admin -- COMMAND
+  create-user USERNAME --role owner|admin|member|guest [--email E] [--display-name NAME]   (password on stdin)
+  reset-password USERNAME                                                                (password on stdin)
+  set-role USERNAME ROLE
+  disable-user USERNAME
+  enable-user USERNAME
+  set-registration open|invite|closed
+  create-invite [--uses N] [--days D] [--role member|guest]
+  list-users`;
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('password (then Enter, then Ctrl-D): ');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new UsageError(`${what}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  return r.data;
+}
+
+/** The app's database, and how to let go of it. */
+async function database(): Promise<{ address: DbAddress; db: string; close(): Promise<void> }> {
+  const config = loadConfig(process.env);
+  if (config.database) return { address: config.database, db: config.dbName, close: async () => undefined };
+  const portFile = embeddedPortFile(config.dataDir);
+  if (existsSync(portFile)) {
+    const [host, port] = readFileSync(portFile, 'utf8').trim().split(':');
+    return { address: { servers: [{ host, port: Number(port) }], user: 'admin', password: '' }, db: config.dbName, close: async () => undefined };
+  }
+  const reql = await startReqlServer({ port: 0, dataDir: join(config.dataDir, 'reql') });
+  return { address: { servers: [{ host: reql.host, port: reql.port }], user: 'admin', password: '' }, db: config.dbName, close: () => reql.close() };
+}
+
+async function main(argv: string[]): Promise<string> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      role: { type: 'string' },
+      email: { type: 'string' },
+      'display-name': { type: 'string' },
+      uses: { type: 'string' },
+      days: { type: 'string' },
+    },
+  });
+  const [command, ...args] = positionals;
+  if (!command) throw new UsageError('no command given');
+  const log = pino({ level: 'silent' });
+  const target = await database();
+  const pool = openPool(target.address, { log, perServer: 1 });
+  try {
+    await pool.waitHealthy(10_000);
+    const conn = await connectAny(target.address, log);
+    try {
+      await ensureSchema(conn, target.db, { log, staleMs: 60_000 });
+    } finally {
+      await conn.close();
+    }
+    const store = createAccountStore(pool, target.db);
+    const accounts = createAccounts({ store, log, sessionDays: 30 });
+    const userNamed = async (name: string | undefined) => {
+      const u = await store.userByLogin(check(usernameSchema, name, 'USERNAME'));
+      if (!u) throw new UsageError(`there is no user ${name}`);
+      return u;
+    };
+
+    switch (command) {
+      case 'create-user': {
+        const name = check(usernameSchema, args[0], 'USERNAME');
+        const role = check(z.enum(ROLES), values.role, '--role');
+        const password = check(passwordSchema, await readStdin(), 'the password');
+        const mail = check(emailSchema, values.email ?? `${name.toLowerCase()}@localhost.invalid`, '--email');
+        const display = check(displayNameSchema, values['display-name'] ?? name, '--display-name');
+        const user = await accounts.createUser({ username: name, displayName: display, email: mail, password }, role);
+        // An owner made here counts as the workspace's owner, so sign-up is no longer "first".
+        if (role === 'owner') await store.claimFirstOwner(user.id);
+        return `created user ${user.username} (${user.role}, id ${user.id})`;
+      }
+      case 'reset-password': {
+        const user = await userNamed(args[0]);
+        const password = check(passwordSchema, await readStdin(), 'the password');
+        await accounts.resetPassword(user.id, password);
+        return `reset the password of ${user.username}; every session of theirs has ended`;
+      }
+      case 'set-role': {
+        const user = await userNamed(args[0]);
+        const role = check(z.enum(ROLES), args[1], 'ROLE');
+        if (user.role === 'owner' && role !== 'owner') {
+          const owners = (await store.listUsers()).filter((u) => u.role === 'owner' && !u.disabled);
+          if (owners.length <= 1) throw new UsageError(`${user.username} is the last owner: make another owner first`);
+        }
+        await store.updateUser(user.id, { role });
+        return `${user.username} is now ${role} (was ${user.role})`;
+      }
+      case 'disable-user':
+      case 'enable-user': {
+        const user = await userNamed(args[0]);
+        const disabled = command === 'disable-user';
+        await store.updateUser(user.id, { disabled });
+        if (disabled) await store.deleteUserSessions(user.id);
+        return `${user.username} is ${disabled ? 'disabled; every session of theirs has ended' : 'enabled'}`;
+      }
+      case 'set-registration': {
+        const mode = check(z.enum(REGISTRATION_MODES), args[0], 'the registration mode');
+        await store.updateSettings({ registration: mode });
+        return `registration is now ${mode}`;
+      }
+      case 'create-invite': {
+        const uses = check(z.coerce.number().int().min(1).max(10_000), values.uses ?? '1', '--uses');
+        const days = check(z.coerce.number().min(0.01).max(365), values.days ?? '7', '--days');
+        const role = check(z.enum(['member', 'guest']), values.role ?? 'member', '--role');
+        const token = randomBytes(24).toString('base64url');
+        const now = new Date();
+        await store.createInvite({ id: hashToken(token), createdBy: 'admin-cli', createdAt: now, expiresAt: new Date(now.getTime() + days * 86_400_000), maxUses: uses, uses: 0, role, revoked: false });
+        return `invitation (${role}, ${uses} use${uses === 1 ? '' : 's'}, ${days} days): /signup?invite=${token}`;
+      }
+      case 'list-users': {
+        const users = await store.listUsers();
+        return users.map((u) => `${u.username}\t${u.role}${u.disabled ? '\tdisabled' : ''}\t${u.displayName}`).join('\n') || '(no users)';
+      }
+      default:
+        throw new UsageError(`unknown command ${command}`);
+    }
+  } finally {
+    await pool.close();
+    await target.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (out) => {
+    process.stdout.write(`${out}\n`);
+    process.exit(0);
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError || (e instanceof Error && e.name === 'TypeError' && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`admin: ${e.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    if (e instanceof AccountError) {
+      process.stderr.write(`admin: ${e.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`admin: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

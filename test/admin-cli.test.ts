@@ -1,0 +1,93 @@
+// `npm run admin`: the operator's tool, run as a command against the app's database (the
+// embedded one while the app runs, the embedded one with no app running, or RETHINKDB_URL).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { Agent } from './fixtures/http.js';
+import { spawnApp, startDb } from './fixtures/chat.js';
+
+function admin(env: Record<string, string>, args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin/cli.ts', ...args], { env: { ...process.env, RETHINKDB_URL: '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, out, err }));
+    child.stdin.end(stdin);
+  });
+}
+
+t.test('while the app runs on the embedded database', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'chat-admin-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const app = await spawnApp(t, { DATA_DIR: dataDir, RETHINKDB_URL: '' });
+  const env = { DATA_DIR: dataDir };
+
+  const made = await admin(env, ['create-user', 'root', '--role', 'owner', '--email', 'root@example.test'], 'a long enough password\n');
+  t.equal(made.code, 0, made.err);
+  t.match(made.out, /created user root \(owner, id [0-9a-f-]{36}\)/);
+  const a = new Agent(app.url);
+  t.equal((await a.login('root', 'a long enough password')).status, 200, 'the new account logs in to the running app');
+  t.match((await a.get('/api/me')).json(), { user: { role: 'owner' } });
+  t.notOk((await new Agent(app.url).get('/signup')).text.includes('You are the first here'), 'an owner made here is the workspace\'s owner');
+
+  const reset = await admin(env, ['reset-password', 'root'], 'another long password\n');
+  t.equal(reset.code, 0, reset.err);
+  t.match(reset.out, /reset the password of root; every session of theirs has ended/);
+  t.equal((await a.get('/api/me')).status, 401, 'the session the app had is gone');
+  t.equal((await new Agent(app.url).login('root', 'a long enough password')).status, 401);
+  t.equal((await new Agent(app.url).login('root', 'another long password')).status, 200);
+
+  const last = await admin(env, ['set-role', 'root', 'member']);
+  t.equal(last.code, 2);
+  t.match(last.err, /root is the last owner/, 'the last owner cannot be demoted');
+
+  t.match((await admin(env, ['list-users'])).out, /^root\towner\troot$/m);
+  const invite = await admin(env, ['create-invite', '--uses', '2', '--role', 'guest']);
+  const token = /\/signup\?invite=([\w-]+)/.exec(invite.out)?.[1];
+  t.ok(token, invite.out.trim());
+  const g = await new Agent(app.url).signup({ username: 'guest1', invite: token });
+  t.equal(g.json<{ user: { role: string } }>().user.role, 'guest', 'the printed invitation works, with its role');
+  t.match((await admin(env, ['set-registration', 'open'])).out, /registration is now open/);
+  t.equal((await new Agent(app.url).signup({ username: 'walkin' })).status, 201);
+  const disabled = await admin(env, ['disable-user', 'walkin']);
+  t.match(disabled.out, /walkin is disabled/);
+  t.equal((await new Agent(app.url).login('walkin')).status, 401, 'a disabled account cannot log in');
+});
+
+t.test('bad input: a clear message and a non-zero exit', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'chat-admin-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const env = { DATA_DIR: dataDir };
+  const cases: Array<[string[], string, RegExp]> = [
+    [[], '', /no command given/],
+    [['frobnicate'], '', /unknown command frobnicate/],
+    [['create-user', 'x y', '--role', 'member'], 'a long enough password', /USERNAME: may hold only/],
+    [['create-user', 'newbie', '--role', 'king'], 'a long enough password', /--role: /],
+    [['create-user', 'newbie', '--role', 'member'], 'short', /the password: must be at least 10 characters/],
+    [['reset-password', 'nobody'], 'a long enough password', /there is no user nobody/],
+    [['set-registration', 'sometimes'], '', /the registration mode/],
+    [['create-user', 'newbie', '--bogus'], '', /Unknown option/],
+  ];
+  for (const [args, stdin, message] of cases) {
+    const res = await admin(env, args, stdin);
+    t.equal(res.code, 2, `admin ${args.join(' ')}: exit 2`);
+    t.match(res.err, message);
+  }
+  const ok = await admin(env, ['create-user', 'newbie', '--role', 'member'], 'a long enough password');
+  t.equal(ok.code, 0, 'with no app running it opens the embedded database itself');
+  const dup = await admin(env, ['create-user', 'NEWBIE', '--role', 'member'], 'a long enough password');
+  t.equal(dup.code, 1);
+  t.match(dup.err, /that username is taken/);
+});
+
+t.test('on RETHINKDB_URL', { skip: process.env.RETHINKDB_URL ? false : 'RETHINKDB_URL is not set' }, async (t) => {
+  const db = await startDb(t);
+  const res = await admin({ RETHINKDB_URL: db.url }, ['create-user', 'remote', '--role', 'admin'], 'a long enough password');
+  t.equal(res.code, 0, res.err);
+  t.match((await admin({ RETHINKDB_URL: db.url }, ['list-users'])).out, /^remote\tadmin/m);
+});
