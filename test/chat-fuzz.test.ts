@@ -925,13 +925,13 @@ interface HttpInput {
   needsSid?: number;
 }
 
-const STATIC_FILES = ['/chat.js', '/style.css'];
+const STATIC_FILES = ['/app.js', '/style.css'];
 const PATH_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/";
 const PCT = ['%00', '%2f', '%2F', '%5c', '%2e', '%2e%2e', '%c0%ae', '%c0%af', '%ed%a0%80', '%ff', '%zz', '%', '%4', '%e0%a4%a', '%0a', '%0d%0a', '%20', '%25', '%3f', '%23', '%u0041', '%E2%80%AE', '%F0%9F%98%80'];
 
 function randomPath(r: Rng): string {
   return r.weighted<() => string>([
-    [3, () => r.pick(['/', '/healthz', '/readyz', '/primus/primus.js', '/primus/spec', '/primus', '/primus/', '/primusx', '/static/chat.js', ...STATIC_FILES, '/views/index.pug', '/package.json', '/.env', '/src/server.ts', '/index.html', '/favicon.ico'])],
+    [3, () => r.pick(['/', '/healthz', '/readyz', '/primus/primus.js', '/vendor/primus.js', '/primus/spec', '/primus', '/primus/', '/primusx', '/static/app.js', ...STATIC_FILES, '/views/index.pug', '/package.json', '/.env', '/src/server.ts', '/index.html', '/favicon.ico'])],
     [3, () => r.pick(['/../../etc/passwd', '/..%2f..%2fetc%2fpasswd', '/%2e%2e/%2e%2e/etc/passwd', '/..%5c..%5cpackage.json', '/static/../package.json', '/./../package.json', '//etc/passwd', '/%2e%2e%2fpackage.json', '/chat.js/..', '/chat.js%00.png', '/style.css%2500', '/primus/../package.json', '/primus/..%2f..%2fpackage.json', '/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd', '/....//....//etc/passwd', '/healthz/', '/HEALTHZ', '/healthz;x', '/healthz%00'])],
     [4, () => {
       let p = '';
@@ -1082,7 +1082,7 @@ function crashesPrimus(data: Buffer): string | undefined {
 
 function upgradeRequest(r: Rng): HttpInput {
   // an Upgrade outside /primus was bug 3
-  const target = r.pick(['/primus/?EIO=4&transport=websocket', '/primus/?EIO=3&transport=websocket', '/primus/?EIO=4&transport=polling', '/primus/', '/primus/?EIO=4&transport=websocket&sid=bogus', '/primus/?EIO=x&transport=websocket', '/', '/healthz', '/chat.js', '/nope', '/primusx', '/?room=x', '*']);
+  const target = r.pick(['/primus/?EIO=4&transport=websocket', '/primus/?EIO=3&transport=websocket', '/primus/?EIO=4&transport=polling', '/primus/', '/primus/?EIO=4&transport=websocket&sid=bogus', '/primus/?EIO=x&transport=websocket', '/', '/healthz', '/app.js', '/nope', '/primusx', '/?room=x', '*']);
   let head = `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: ${r.pick(['websocket', 'WebSocket', 'h2c', 'foo', ''])}\r\n`;
   if (r.chance(0.7)) head += header('Sec-WebSocket-Key', r.pick([r.bytes(16).toString('base64'), '', 'short', 'x'.repeat(100), '!!!!!!!!!!!!!!!!!!!!!!==']));
   if (r.chance(0.7)) head += header('Sec-WebSocket-Version', r.pick(['13', '8', '0', 'abc', '13, 8', '']));
@@ -1459,7 +1459,7 @@ t.test('the bugs the fuzz found stay fixed', async (t) => {
   t.equal(range.status, 416, 'an unsatisfiable Range: 416 Range Not Satisfiable');
   const match = await fetch(`${url}/style.css`, { headers: { 'If-Match': '"nope"' } });
   t.equal(match.status, 412, 'a failed If-Match: 412 Precondition Failed');
-  const since = await fetch(`${url}/chat.js`, { headers: { 'If-Unmodified-Since': 'Thu, 01 Jan 1970 00:00:00 GMT' } });
+  const since = await fetch(`${url}/app.js`, { headers: { 'If-Unmodified-Since': 'Thu, 01 Jan 1970 00:00:00 GMT' } });
   t.equal(since.status, 412, 'a failed If-Unmodified-Since: 412 Precondition Failed');
 
   // bug 3: an Upgrade outside /primus (rawHttp resets the connection once it has its answer)

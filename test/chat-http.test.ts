@@ -42,7 +42,7 @@ t.test('a room name that is not allowed is refused', async (t) => {
 t.test('assets and the Primus client library are served here', async (t) => {
   for (const [path, type] of [
     ['/vendor/primus.js', /javascript/],
-    ['/chat.js', /javascript/],
+    ['/app.js', /javascript/],
     ['/style.css', /css/],
   ] as const) {
     const res = await fetch(`${url}${path}`);
