@@ -84,6 +84,8 @@ const envSchema = z.object({
     .string()
     .regex(/^(\d+|true|false|loopback|linklocal|uniquelocal|[0-9a-fA-F.:/, ]+)$/, 'must be a number of proxies, true, false, loopback, linklocal, uniquelocal or addresses')
     .optional(),
+  /** the article's open rooms: anyone joins one by name and posts under a display name */
+  ANONYMOUS_ROOMS: z.enum(['0', '1'], 'must be 0 or 1').default('1'),
   LOGIN_RATE_LIMIT_PER_ACCOUNT: int(1, 100_000).default(10),
   LOGIN_RATE_LIMIT_PER_ADDRESS: int(1, 100_000).default(50),
   SIGNUP_RATE_LIMIT_PER_ADDRESS: int(1, 100_000).default(20),
@@ -102,6 +104,7 @@ const configSchema = envSchema.transform((e) => ({
   schemaLockStaleMs: e.SCHEMA_LOCK_STALE_SECONDS * 1000,
   reorderWindowMs: e.REORDER_WINDOW_SECONDS * 1000,
   sessionDays: e.SESSION_DAYS,
+  anonymousRooms: e.ANONYMOUS_ROOMS === '1',
   trustProxy: e.TRUST_PROXY === undefined ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : e.TRUST_PROXY,
   authLimits: {
     loginPerAccount: e.LOGIN_RATE_LIMIT_PER_ACCOUNT,

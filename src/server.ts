@@ -13,6 +13,9 @@ import { connectAny, openPool } from './db/pool.js';
 import { ensureSchema } from './db/schema.js';
 import { createHttpApp } from './http/app.js';
 import { authRoutes } from './http/auth.js';
+import { roomsApi } from './http/rooms.js';
+import { createAccess } from './chat/access.js';
+import { createRoomStore } from './rooms/store.js';
 import { createRoomFeeds, type RoomFeeds } from './realtime/room-feeds.js';
 import { attachRealtime, type Realtime } from './realtime/sockets.js';
 import { startReqlServer } from './reql/index.js';
@@ -33,7 +36,14 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
   const pool = openPool(config.database, { log });
   const store = createMessageStore(pool, config.dbName);
   const accountStore = createAccountStore(pool, config.dbName);
-  const accounts = createAccounts({ store: accountStore, log, sessionDays: config.sessionDays });
+  const roomStore = createRoomStore(pool, config.dbName);
+  const access = createAccess({ rooms: roomStore, rules: { anonymousRooms: config.anonymousRooms } });
+  // Every new account joins the default channels.
+  const joinDefaults = async (user: { id: string; role: string }) => {
+    if (user.role === 'guest') return;
+    for (const room of await roomStore.byKind('channel')) if (room.isDefault && !room.archived) await roomStore.addMember(room.id, user.id);
+  };
+  const accounts = createAccounts({ store: accountStore, log, sessionDays: config.sessionDays, afterSignup: joinDefaults });
   let stopWatching: (() => Promise<void>) | undefined;
   const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs });
   let server: Server | undefined;
@@ -74,8 +84,9 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits });
       // Primus puts itself ahead of the app's handler, so the server is made with it first.
       let library = '';
-      server = createServer(createHttpApp({ log, ready, auth, primusLibrary: () => library, trustProxy: config.trustProxy }));
-      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, accounts });
+      const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, historyLimit: config.historyLimit });
+      server = createServer(createHttpApp({ log, ready, auth, rooms, access, primusLibrary: () => library, trustProxy: config.trustProxy }));
+      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, accounts, access });
       realtime = rt;
       library = rt.library;
       // A session deleted anywhere (log-out, password change, a disabled user) closes its

@@ -31,6 +31,8 @@ export interface AccountsOptions {
   log: Logger;
   /** sliding expiry of a session */
   sessionDays: number;
+  /** after an account is made (the default rooms are joined here) */
+  afterSignup?: (user: User) => Promise<void>;
 }
 
 export type Accounts = ReturnType<typeof createAccounts>;
@@ -38,7 +40,7 @@ export type Accounts = ReturnType<typeof createAccounts>;
 /** A session is written back (its expiry slid) at most this often. */
 const TOUCH_EVERY_MS = 60 * 60 * 1000;
 
-export function createAccounts({ store, log, sessionDays }: AccountsOptions) {
+export function createAccounts({ store, log, sessionDays, afterSignup }: AccountsOptions) {
   const lifetime = sessionDays * 24 * 60 * 60 * 1000;
 
   async function startSession(user: User): Promise<Signed> {
@@ -49,12 +51,15 @@ export function createAccounts({ store, log, sessionDays }: AccountsOptions) {
   }
 
   async function create(input: { username: string; displayName: string; email: string; password: string }, role: Role): Promise<User> {
+    let user: User;
     try {
-      return await store.createUser({ username: input.username, displayName: input.displayName, email: input.email, passwordHash: await hashPassword(input.password), role });
+      user = await store.createUser({ username: input.username, displayName: input.displayName, email: input.email, passwordHash: await hashPassword(input.password), role });
     } catch (e) {
       if (e instanceof TakenError) throw new AccountError('taken', e.message);
       throw e;
     }
+    await afterSignup?.(user);
+    return user;
   }
 
   return {

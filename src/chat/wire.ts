@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'unknown_type'
   | 'rate_limited'
   | 'forbidden'
+  /** no such room, or one the viewer may not see: the same answer */
+  | 'not_found'
   | 'id_conflict'
   | 'unavailable'
   /** the session ended: log in again */

@@ -20,6 +20,9 @@ export const SESSIONS = 'sessions';
 /** one document per setting group ('settings'), plus the one-time claims ('owner', 'secrets') */
 export const WORKSPACE = 'workspace';
 export const INVITES = 'invites';
+export const ROOMS = 'rooms';
+/** who is in which room: id `<roomId>/<userId>` */
+export const MEMBERS = 'members';
 
 /** tables and their secondary indexes */
 const TABLES: Record<string, Record<string, (row: RDatum) => unknown>> = {
@@ -33,6 +36,8 @@ const TABLES: Record<string, Record<string, (row: RDatum) => unknown>> = {
   [SESSIONS]: { userId: (s: RDatum) => s('userId') },
   [WORKSPACE]: {},
   [INVITES]: {},
+  [ROOMS]: { kind: (room: RDatum) => room('kind') },
+  [MEMBERS]: { userId: (m: RDatum) => m('userId'), roomId: (m: RDatum) => m('roomId') },
 };
 
 function declaration(db: string) {

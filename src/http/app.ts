@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Request, type Response } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
-import { ANONYMOUS, mayRead } from '../chat/access.js';
+import { ANONYMOUS, type Access } from '../chat/access.js';
 import { LIMITS, roomName } from '../chat/protocol.js';
 
 export interface HttpOptions {
@@ -16,6 +16,9 @@ export interface HttpOptions {
   auth: { before: express.Router; routes: express.Router };
   /** the Primus client library, served here with the same headers as every other script */
   primusLibrary: () => string;
+  access: Access;
+  /** the rooms API (src/http/rooms.ts) */
+  rooms: express.Router;
   /** Express's `trust proxy` (TRUST_PROXY) */
   trustProxy: boolean | number | string;
   /** readiness: the database answers and the schema is in place */
@@ -81,6 +84,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
 
   app.use(opts.auth.before);
   app.use(opts.auth.routes);
+  app.use(opts.rooms);
 
   app.get('/', (req: Request, res: Response) => {
     const q = typeof req.query.room === 'string' ? req.query.room : '';
@@ -89,9 +93,10 @@ export function createHttpApp(opts: HttpOptions): express.Express {
       res.status(400).render('index', { room: '', limits: LIMITS, error: `That room name is not allowed: ${parsed.error.issues[0]?.message}` });
       return;
     }
-    const may = mayRead(ANONYMOUS, parsed.data);
-    if (!may.ok) {
-      res.status(403).render('index', { room: '', limits: LIMITS, error: may.reason });
+    // The page joins open rooms by name; a room of another kind is opened by its id.
+    const may = opts.access.checkNow(ANONYMOUS, parsed.data, 'read');
+    if (may && !may.ok) {
+      res.status(404).render('index', { room: '', limits: LIMITS, error: 'There is no such room.' });
       return;
     }
     res.render('index', { room: parsed.data, limits: LIMITS });

@@ -7,7 +7,7 @@ import { parse as parseCookies } from 'cookie';
 import { Duplex } from 'node:stream';
 import Primus from 'primus';
 import type { Logger } from 'pino';
-import { ANONYMOUS, mayRead, mayWrite, type Viewer } from '../chat/access.js';
+import { ANONYMOUS, type Access, type Checked, type Viewer } from '../chat/access.js';
 import { clientIdOf, parseFrame, toWire, type InboundFrame, type OutboundFrame, type Protocol } from '../chat/protocol.js';
 import type { Message } from '../chat/message.js';
 import { IdConflictError, type MessageStore } from '../db/messages.js';
@@ -26,6 +26,8 @@ export interface RealtimeOptions {
   reorderWindowMs: number;
   /** a socket's identity comes from the session cookie of its handshake */
   accounts: Accounts;
+  /** every join and every post is asked here */
+  access: Access;
 }
 
 /** Who a socket is, settled at its handshake. */
@@ -113,7 +115,9 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
   primus.on('connection', (spark) => {
     const identity: SocketIdentity = (spark.request as { identity?: SocketIdentity }).identity ?? {};
-    const viewer: Viewer = identity.user ? { userId: identity.user.id } : ANONYMOUS;
+    const viewer: Viewer = identity.user ? { user: identity.user } : ANONYMOUS;
+    /** joins in the order they came: a later one wins over an earlier one still being checked */
+    let joinSeq = 0;
     if (identity.sessionId) {
       const set = bySession.get(identity.sessionId) ?? new Set();
       set.add(spark);
@@ -126,15 +130,33 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     const send = (frame: OutboundFrame) => void spark.write(frame);
 
     function leave(): void {
+      joinSeq++; // a join still being checked is dropped
       if (!joined) return;
       joined.active = false;
       feeds.leave(joined.room, joined.sub);
       joined = undefined;
     }
 
+    /** Asks the access module, at once for an open room, after a read of the room otherwise. */
+    function asked(room: string, action: 'read' | 'post', then: (c: Checked) => void): void {
+      const now = opts.access.checkNow(viewer, room, action);
+      if (now) return then(now);
+      opts.access.check(viewer, room, action).then(then, (e: unknown) => {
+        log.warn({ err: String(e) }, 'could not check access to a room');
+        then({ ok: false, code: 'not_found', reason: 'the room could not be checked just now' });
+      });
+    }
+
     function join(room: string, since: string | undefined, have: string[] | undefined): void {
-      const may = mayRead(viewer, room);
-      if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason });
+      const seq = ++joinSeq;
+      asked(room, 'read', (may) => {
+        if (seq !== joinSeq) return;
+        if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason, room });
+        subscribe(room, since, have);
+      });
+    }
+
+    function subscribe(room: string, since: string | undefined, have: string[] | undefined): void {
       const previous = joined;
       const entry = {
         room,
@@ -171,9 +193,14 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       }
     }
 
-    async function createMessage(m: Extract<InboundFrame, { type: 'createMessage' }>['message']): Promise<void> {
-      const may = mayWrite(viewer, m.room);
-      if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason, clientId: m.id });
+    function createMessage(m: Extract<InboundFrame, { type: 'createMessage' }>['message']): void {
+      asked(m.room, 'post', (may) => {
+        if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason, clientId: m.id });
+        void store_(m);
+      });
+    }
+
+    async function store_(m: Extract<InboundFrame, { type: 'createMessage' }>['message']): Promise<void> {
       try {
         // A signed-in user posts under their own name, whatever the frame says.
         const author = identity.user ? { id: identity.user.id, name: identity.user.displayName } : m.author;
@@ -208,7 +235,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         case 'leaveRoom':
           return leave();
         case 'createMessage':
-          return void createMessage(frame.message);
+          return createMessage(frame.message);
       }
     });
 

@@ -1,0 +1,203 @@
+// The rooms API under /api: the sidebar, browsing channels, creating rooms and DMs, joining,
+// leaving, members, renaming and archiving, deleting, history and posting. Every route asks
+// the access module; a room the viewer may not see is a 404, exactly as a room that does
+// not exist. Bodies are parsed by the schemas in src/rooms/schema.ts.
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { isRoomId, type Access, type Action, type Checked, type Viewer } from '../chat/access.js';
+import { LIMITS, text } from '../chat/protocol.js';
+import { toWire } from '../chat/protocol.js';
+import type { AccountStore } from '../accounts/store.js';
+import { IdConflictError, type MessageStore } from '../db/messages.js';
+import { newDm, newRoom, roomPatch, MAX_DM_PEOPLE, type Room } from '../rooms/schema.js';
+import { RoomNameTakenError, type RoomStore } from '../rooms/store.js';
+import { publicUser } from './auth.js';
+
+export interface RoomsApiOptions {
+  access: Access;
+  rooms: RoomStore;
+  users: AccountStore;
+  messages: MessageStore;
+  historyLimit: number;
+}
+
+const postBody = z.object({
+  id: z.uuid('must be a UUID').optional(),
+  body: text()
+    .max(LIMITS.body, `must be at most ${LIMITS.body} characters`)
+    .refine((s) => s.trim() !== '', 'must not be empty'),
+});
+
+type ApiError = { status: number; code: string; message: string };
+const err = (status: number, code: string, message: string): ApiError => ({ status, code, message });
+const fromZod = (e: z.ZodError): ApiError => err(400, 'invalid', e.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+
+function viewRoom(room: Room, isMember: boolean) {
+  return { id: room.id, kind: room.kind, name: room.name, topic: room.topic, ownerId: room.ownerId, archived: room.archived, announcement: room.announcement, isDefault: room.isDefault, isMember };
+}
+
+export function roomsApi(opts: RoomsApiOptions): express.Router {
+  const { access, rooms, users, messages } = opts;
+  const router = express.Router();
+
+  const viewerOf = (res: Response): Viewer => ({ user: res.locals.viewer?.user });
+
+  /** Runs a handler for a signed-in viewer; ApiErrors become their answer. */
+  const route = (fn: (req: Request, res: Response, viewer: Viewer) => Promise<unknown>) => (req: Request, res: Response, next: NextFunction) => {
+    const viewer = viewerOf(res);
+    if (!viewer.user) return void res.status(401).json({ error: { code: 'unauthenticated', message: 'log in first' } });
+    fn(req, res, viewer).then(
+      (body) => {
+        if (body === undefined) res.status(204).end();
+        else res.json(body);
+      },
+      (e: unknown) => {
+        if (e && typeof e === 'object' && 'status' in e && 'code' in e && typeof (e as ApiError).status === 'number' && !(e instanceof Error)) {
+          const a = e as ApiError;
+          return void res.status(a.status).json({ error: { code: a.code, message: a.message } });
+        }
+        next(e);
+      },
+    );
+  };
+
+  async function allowed(viewer: Viewer, roomId: string, action: Action): Promise<Extract<Checked, { ok: true }>> {
+    // The article's open rooms are reached by name over the socket only.
+    if (!isRoomId(roomId)) throw err(404, 'not_found', 'no such room');
+    const c = await access.check(viewer, roomId, action);
+    if (c.ok) return c;
+    throw c.code === 'not_found' ? err(404, 'not_found', 'no such room') : err(403, 'forbidden', c.reason);
+  }
+  const param = (req: Request, name: string) => String(req.params[name] ?? '');
+
+  // The sidebar: every room the viewer is in.
+  router.get('/api/rooms', route(async (_req, _res, viewer) => {
+    const mine = await rooms.roomsOf(viewer.user!.id);
+    return { rooms: mine.map((r) => viewRoom(r, true)) };
+  }));
+
+  // Public channels to browse and join (not for guests).
+  router.get('/api/channels', route(async (_req, _res, viewer) => {
+    if (!access.mayCreateRooms(viewer)) throw err(403, 'forbidden', 'guests see only the rooms they were invited to');
+    const mine = new Set((await rooms.roomsOf(viewer.user!.id)).map((r) => r.id));
+    const all = await rooms.byKind('channel');
+    return { channels: all.sort((a, b) => a.name.localeCompare(b.name)).map((r) => viewRoom(r, mine.has(r.id))) };
+  }));
+
+  router.post('/api/rooms', route(async (req, res, viewer) => {
+    if (!access.mayCreateRooms(viewer)) throw err(403, 'forbidden', 'guests cannot create rooms');
+    const parsed = newRoom.safeParse(req.body);
+    if (!parsed.success) throw fromZod(parsed.error);
+    try {
+      const room = await rooms.create({ ...parsed.data, ownerId: viewer.user!.id });
+      await rooms.addMember(room.id, viewer.user!.id);
+      res.status(201);
+      return { room: viewRoom(room, true) };
+    } catch (e) {
+      if (e instanceof RoomNameTakenError) throw err(409, 'taken', e.message);
+      throw e;
+    }
+  }));
+
+  // A DM with these people (the viewer included), opened or made.
+  router.post('/api/dms', route(async (req, res, viewer) => {
+    const parsed = newDm.safeParse(req.body);
+    if (!parsed.success) throw fromZod(parsed.error);
+    const me = viewer.user!;
+    const others = [...new Set(parsed.data.userIds.filter((id) => id !== me.id))];
+    if (others.length === 0) throw err(400, 'invalid', 'userIds: name someone other than yourself');
+    if (others.length + 1 > MAX_DM_PEOPLE) throw err(400, 'invalid', `a DM holds at most ${MAX_DM_PEOPLE} people`);
+    for (const id of others) {
+      const u = await users.userById(id);
+      // A guest knows only the people who share a room with them: anyone else is not found.
+      if (!u || u.disabled || (me.role === 'guest' && !(await rooms.share(me.id, id)))) throw err(404, 'not_found', 'no such user');
+    }
+    const room = await rooms.dm([me.id, ...others]);
+    res.status(201);
+    return { room: viewRoom(room, true) };
+  }));
+
+  router.get('/api/rooms/:id', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'see');
+    return { room: viewRoom(c.room, c.isMember) };
+  }));
+
+  router.patch('/api/rooms/:id', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'manage');
+    const parsed = roomPatch.safeParse(req.body);
+    if (!parsed.success) throw fromZod(parsed.error);
+    if (parsed.data.isDefault && c.room.kind !== 'channel') throw err(400, 'invalid', 'only a public channel can be a default room');
+    try {
+      return { room: viewRoom(await rooms.update(c.room.id, parsed.data), c.isMember) };
+    } catch (e) {
+      if (e instanceof RoomNameTakenError) throw err(409, 'taken', e.message);
+      throw e;
+    }
+  }));
+
+  router.delete('/api/rooms/:id', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'delete');
+    await rooms.delete(c.room.id);
+    return undefined;
+  }));
+
+  router.post('/api/rooms/:id/join', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'join');
+    await rooms.addMember(c.room.id, viewer.user!.id);
+    return { room: viewRoom(c.room, true) };
+  }));
+
+  router.post('/api/rooms/:id/leave', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'leave');
+    await rooms.removeMember(c.room.id, viewer.user!.id);
+    return undefined;
+  }));
+
+  router.get('/api/rooms/:id/members', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'see');
+    const members = await rooms.members(c.room.id);
+    const people = await Promise.all(members.map((m) => users.userById(m.userId)));
+    return { members: people.filter((u) => u !== undefined).map((u) => publicUser(u)) };
+  }));
+
+  router.post('/api/rooms/:id/members', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'add_member');
+    const parsed = z.object({ userId: z.string().min(1).max(64) }).safeParse(req.body);
+    if (!parsed.success) throw fromZod(parsed.error);
+    const u = await users.userById(parsed.data.userId);
+    if (!u || u.disabled) throw err(404, 'not_found', 'no such user');
+    await rooms.addMember(c.room.id, u.id);
+    return undefined;
+  }));
+
+  router.delete('/api/rooms/:id/members/:userId', route(async (req, _res, viewer) => {
+    const self = param(req, 'userId') === viewer.user!.id;
+    const c = await allowed(viewer, param(req, 'id'), self ? 'leave' : 'remove_member');
+    if (!(await rooms.removeMember(c.room.id, param(req, 'userId')))) throw err(404, 'not_found', 'not a member');
+    return undefined;
+  }));
+
+  router.get('/api/rooms/:id/messages', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'read');
+    const limit = Math.min(opts.historyLimit, Math.max(1, Number(req.query.limit ?? opts.historyLimit) || opts.historyLimit));
+    return { messages: (await messages.latest(c.room.id, limit)).map((m) => toWire(m, 2)) };
+  }));
+
+  router.post('/api/rooms/:id/messages', route(async (req, res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'post');
+    const parsed = postBody.safeParse(req.body);
+    if (!parsed.success) throw fromZod(parsed.error);
+    const me = viewer.user!;
+    try {
+      const { message, duplicate } = await messages.insert({ id: parsed.data.id ?? randomUUID(), room: c.room.id, body: parsed.data.body, author: { id: me.id, name: me.displayName } });
+      res.status(duplicate ? 200 : 201);
+      return { message: toWire(message, 2) };
+    } catch (e) {
+      if (e instanceof IdConflictError) throw err(409, 'id_conflict', 'that message id is taken; choose another');
+      throw e;
+    }
+  }));
+
+  return router;
+}

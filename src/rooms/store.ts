@@ -1,0 +1,135 @@
+// Every query on rooms and memberships. Channel names are unique (a claim per normalised
+// name); private groups' names are not, so that no name can tell that a group exists. A DM
+// between a set of people is one room (a claim per sorted set).
+import { randomUUID } from 'node:crypto';
+import { r, type RDatum } from 'rethinkdb-ts';
+import { z } from 'zod';
+import type { Pool } from '../db/pool.js';
+import { CLAIMS, MEMBERS, ROOMS } from '../db/schema.js';
+import { memberId, memberRow, normalRoomName, roomRow, type Member, type Room, type RoomKind } from './schema.js';
+
+export class RoomNameTakenError extends Error {
+  override name = 'RoomNameTakenError';
+}
+
+const inserted = z.object({ inserted: z.number() });
+
+export interface RoomStore {
+  room(id: string): Promise<Room | undefined>;
+  create(r: { kind: RoomKind; name: string; topic: string; ownerId: string | null; announcement?: boolean; id?: string }): Promise<Room>;
+  /** the DM of exactly these people, made if it does not exist */
+  dm(userIds: string[]): Promise<Room>;
+  update(id: string, patch: Partial<Pick<Room, 'name' | 'topic' | 'archived' | 'announcement' | 'isDefault' | 'ownerId'>>): Promise<Room>;
+  delete(id: string): Promise<void>;
+  member(roomId: string, userId: string): Promise<Member | undefined>;
+  addMember(roomId: string, userId: string): Promise<boolean>;
+  removeMember(roomId: string, userId: string): Promise<boolean>;
+  members(roomId: string): Promise<Member[]>;
+  /** the rooms a user belongs to */
+  roomsOf(userId: string): Promise<Room[]>;
+  /** every room of a kind */
+  byKind(kind: RoomKind): Promise<Room[]>;
+  /** true when the two users share a room */
+  share(a: string, b: string): Promise<boolean>;
+}
+
+export function createRoomStore(pool: Pool, db: string): RoomStore {
+  const t = (name: string) => r.db(db).table(name);
+  const parse = (row: unknown) => (row === null ? undefined : roomRow.parse(row));
+
+  async function claim(key: string, roomId: string): Promise<string | undefined> {
+    const res = inserted.parse(await pool.run(t(CLAIMS).insert({ id: key, roomId }, { conflict: 'error' })));
+    if (res.inserted === 1) return undefined;
+    const existing: unknown = await pool.run(t(CLAIMS).get(key));
+    return z.object({ roomId: z.string() }).parse(existing).roomId;
+  }
+  const unclaim = (key: string, roomId: string) => pool.run(t(CLAIMS).get(key).replace((c: RDatum) => r.branch(c('roomId').eq(roomId), null, c)));
+  const nameKey = (name: string) => `channel:${normalRoomName(name)}`;
+
+  async function room(id: string): Promise<Room | undefined> {
+    return parse(await pool.run(t(ROOMS).get(id)));
+  }
+
+  return {
+    room,
+
+    async create(spec) {
+      const id = spec.id ?? randomUUID();
+      if (spec.kind === 'channel' && (await claim(nameKey(spec.name), id))) throw new RoomNameTakenError(`there is already a channel named ${spec.name}`);
+      const row: Room = { id, kind: spec.kind, name: spec.name, topic: spec.topic, ownerId: spec.ownerId, createdAt: new Date(), archived: false, announcement: spec.announcement ?? false, isDefault: false };
+      await pool.run(t(ROOMS).insert(row, { conflict: 'error' }));
+      return row;
+    },
+
+    async dm(userIds) {
+      const people = [...new Set(userIds)].sort();
+      const key = `dm:${people.join(',')}`;
+      const id = randomUUID();
+      const existing = await claim(key, id);
+      if (existing) {
+        const found = await room(existing);
+        if (found) return found;
+      }
+      const row: Room = { id, kind: 'dm', name: '', topic: '', ownerId: null, createdAt: new Date(), archived: false, announcement: false, isDefault: false };
+      await pool.run(t(ROOMS).insert(row, { conflict: 'replace' }));
+      for (const u of people) await pool.run(t(MEMBERS).insert({ id: memberId(id, u), roomId: id, userId: u, joinedAt: new Date() }, { conflict: 'update' }));
+      return row;
+    },
+
+    async update(id, patch) {
+      const before = await room(id);
+      if (!before) throw new Error('no such room');
+      if (patch.name !== undefined && before.kind === 'channel' && normalRoomName(patch.name) !== normalRoomName(before.name)) {
+        if (await claim(nameKey(patch.name), id)) throw new RoomNameTakenError(`there is already a channel named ${patch.name}`);
+        await unclaim(nameKey(before.name), id);
+      }
+      await pool.run(t(ROOMS).get(id).update(patch));
+      return { ...before, ...patch };
+    },
+
+    async delete(id) {
+      const before = await room(id);
+      if (!before) return;
+      await pool.run(t(MEMBERS).getAll(id, { index: 'roomId' }).delete());
+      await pool.run(t(ROOMS).get(id).delete());
+      if (before.kind === 'channel') await unclaim(nameKey(before.name), id);
+    },
+
+    async member(roomId, userId) {
+      const row: unknown = await pool.run(t(MEMBERS).get(memberId(roomId, userId)));
+      return row === null ? undefined : memberRow.parse(row);
+    },
+
+    async addMember(roomId, userId) {
+      const res = inserted.parse(await pool.run(t(MEMBERS).insert({ id: memberId(roomId, userId), roomId, userId, joinedAt: new Date() }, { conflict: 'update' })));
+      return res.inserted === 1;
+    },
+
+    async removeMember(roomId, userId) {
+      const res = z.object({ deleted: z.number() }).parse(await pool.run(t(MEMBERS).get(memberId(roomId, userId)).delete()));
+      return res.deleted === 1;
+    },
+
+    async members(roomId) {
+      const rows: unknown[] = await pool.run(t(MEMBERS).getAll(roomId, { index: 'roomId' }));
+      return rows.map((m) => memberRow.parse(m));
+    },
+
+    async roomsOf(userId) {
+      const rows: unknown[] = await pool.run(t(MEMBERS).getAll(userId, { index: 'userId' }).eqJoin('roomId', t(ROOMS)).map((j: RDatum) => j('right')));
+      return rows.map((x) => roomRow.parse(x));
+    },
+
+    async byKind(kind) {
+      const rows: unknown[] = await pool.run(t(ROOMS).getAll(kind, { index: 'kind' }));
+      return rows.map((x) => roomRow.parse(x));
+    },
+
+    async share(a, b) {
+      const mine: unknown[] = await pool.run(t(MEMBERS).getAll(a, { index: 'userId' })('roomId'));
+      if (mine.length === 0) return false;
+      const count = await pool.run(t(MEMBERS).getAll(...mine.map((roomId) => memberId(String(roomId), b))).count());
+      return Number(count) > 0;
+    },
+  };
+}
