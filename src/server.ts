@@ -14,6 +14,7 @@ import { ensureSchema } from './db/schema.js';
 import { createHttpApp } from './http/app.js';
 import { authRoutes } from './http/auth.js';
 import { roomsApi } from './http/rooms.js';
+import { peopleApi } from './http/people.js';
 import { createAccess } from './chat/access.js';
 import { createRoomStore } from './rooms/store.js';
 import { createRoomFeeds, type RoomFeeds } from './realtime/room-feeds.js';
@@ -85,7 +86,8 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       // Primus puts itself ahead of the app's handler, so the server is made with it first.
       let library = '';
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, historyLimit: config.historyLimit });
-      server = createServer(createHttpApp({ log, ready, auth, rooms, access, primusLibrary: () => library, trustProxy: config.trustProxy }));
+      const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
+      server = createServer(createHttpApp({ log, ready, auth, rooms, people, access, primusLibrary: () => library, trustProxy: config.trustProxy }));
       const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, accounts, access });
       realtime = rt;
       library = rt.library;

@@ -1,7 +1,7 @@
 // `npm run admin`: the operator's tool, run as a command against the app's database (the
 // embedded one while the app runs, the embedded one with no app running, or RETHINKDB_URL).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -57,6 +57,26 @@ t.test('while the app runs on the embedded database', async (t) => {
   const disabled = await admin(env, ['disable-user', 'walkin']);
   t.match(disabled.out, /walkin is disabled/);
   t.equal((await new Agent(app.url).login('walkin')).status, 401, 'a disabled account cannot log in');
+
+  const list = join(dataDir, 'rooms.txt');
+  writeFileSync(list, '# rooms for the team\ngeneral, default\nrandom\n\nleadership, private\nRelease Notes, default\n');
+  const first = await admin(env, ['create-rooms', list]);
+  t.equal(first.code, 0, first.err);
+  t.match(first.out, /channel general: created, a default room/);
+  t.match(first.out, /group leadership: created/);
+  const second = await admin(env, ['create-rooms', list]);
+  t.equal(second.code, 0);
+  t.same(second.out.trim().split('\n').map((l) => l.replace(/: .*/, '')), ['channel general', 'channel random', 'group leadership', 'channel Release Notes']);
+  t.ok(second.out.trim().split('\n').every((l) => /exists, unchanged$/.test(l)), 'run twice: the same rooms, nothing new');
+  const newcomer = new Agent(app.url);
+  t.equal((await newcomer.signup({ username: 'newcomer' })).status, 201);
+  t.same((await newcomer.get('/api/rooms')).json<{ rooms: Array<{ name: string }> }>().rooms.map((r) => r.name).sort(), ['Release Notes', 'general'], 'a new account is in the default channels');
+  t.notOk((await newcomer.get('/api/channels')).json<{ channels: Array<{ name: string }> }>().channels.some((c) => c.name === 'leadership'), 'the private group is in no list');
+  const bad = join(dataDir, 'bad.txt');
+  writeFileSync(bad, 'ok room\nsecret, private, default\n');
+  const refused = await admin(env, ['create-rooms', bad]);
+  t.equal(refused.code, 2);
+  t.match(refused.err, /line 2: a private group cannot be a default room/);
 });
 
 t.test('bad input: a clear message and a non-zero exit', async (t) => {

@@ -40,6 +40,8 @@ export interface AccountStore {
   /** True for the one caller that makes `userId` the workspace's first owner. */
   claimFirstOwner(userId: string): Promise<boolean>;
   hasOwner(): Promise<boolean>;
+  /** the account that became the workspace's first owner */
+  firstOwner(): Promise<User | undefined>;
   settings(): Promise<Settings>;
   updateSettings(patch: Partial<Omit<Settings, 'id'>>): Promise<Settings>;
   /** A secret shared by every process (made once, then read). */
@@ -124,6 +126,13 @@ export function createAccountStore(pool: Pool, db: string): AccountStore {
 
     async hasOwner() {
       return (await pool.run(t(WORKSPACE).get('owner'))) !== null;
+    },
+
+    async firstOwner() {
+      const row: unknown = await pool.run(t(WORKSPACE).get('owner'));
+      if (row === null) return undefined;
+      const u: unknown = await pool.run(t(USERS).get(z.object({ userId: z.string() }).parse(row).userId));
+      return u === null ? undefined : userRow.parse(u);
     },
 
     settings,

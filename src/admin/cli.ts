@@ -10,6 +10,7 @@
 //   set-registration open|invite|closed
 //   create-invite [--uses N] [--days D] [--role member|guest]
 //   list-users
+//   create-rooms FILE [--owner USERNAME]   one room a line: NAME[, private][, default]
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +24,8 @@ import { loadConfig, type DbAddress } from '../config.js';
 import { connectAny, openPool } from '../db/pool.js';
 import { ensureSchema } from '../db/schema.js';
 import { startReqlServer } from '../reql/index.js';
+import { roomName as roomNameSchema } from '../rooms/schema.js';
+import { createRoomStore, type RoomStore } from '../rooms/store.js';
 import { embeddedPortFile } from '../server.js';
 
 class UsageError extends Error {}
@@ -35,7 +38,8 @@ const USAGE = `usage: npm run admin -- COMMAND
   enable-user USERNAME
   set-registration open|invite|closed
   create-invite [--uses N] [--days D] [--role member|guest]
-  list-users`;
+  list-users
+  create-rooms FILE [--owner USERNAME]       one room a line: NAME[, private][, default]; run twice, same result`;
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('password (then Enter, then Ctrl-D): ');
@@ -73,6 +77,7 @@ async function main(argv: string[]): Promise<string> {
       'display-name': { type: 'string' },
       uses: { type: 'string' },
       days: { type: 'string' },
+      owner: { type: 'string' },
     },
   });
   const [command, ...args] = positionals;
@@ -146,6 +151,22 @@ async function main(argv: string[]): Promise<string> {
         await store.createInvite({ id: hashToken(token), createdBy: 'admin-cli', createdAt: now, expiresAt: new Date(now.getTime() + days * 86_400_000), maxUses: uses, uses: 0, role, revoked: false });
         return `invitation (${role}, ${uses} use${uses === 1 ? '' : 's'}, ${days} days): /signup?invite=${token}`;
       }
+      case 'create-rooms': {
+        if (!args[0]) throw new UsageError('create-rooms needs a FILE');
+        let textIn: string;
+        try {
+          textIn = readFileSync(args[0], 'utf8');
+        } catch (e) {
+          throw new UsageError(`cannot read ${args[0]}: ${(e as Error).message}`);
+        }
+        const specs = parseRoomList(textIn);
+        const owner = values.owner ? await userNamed(values.owner) : await store.firstOwner();
+        if (!owner) throw new UsageError('there is no owner yet: name one with --owner USERNAME');
+        const rooms = createRoomStore(pool, target.db);
+        const lines: string[] = [];
+        for (const spec of specs) lines.push(await ensureRoom(rooms, spec, owner.id));
+        return lines.join('\n') || '(no rooms in the file)';
+      }
       case 'list-users': {
         const users = await store.listUsers();
         return users.map((u) => `${u.username}\t${u.role}${u.disabled ? '\tdisabled' : ''}\t${u.displayName}`).join('\n') || '(no users)';
@@ -157,6 +178,51 @@ async function main(argv: string[]): Promise<string> {
     await pool.close();
     await target.close();
   }
+}
+
+interface RoomSpec {
+  line: number;
+  name: string;
+  private: boolean;
+  isDefault: boolean;
+}
+
+/** `NAME[, private][, default]` a line; blank lines and lines starting with # are skipped. */
+function parseRoomList(input: string): RoomSpec[] {
+  const out: RoomSpec[] = [];
+  const seen = new Set<string>();
+  input.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const [nameRaw, ...flags] = line.split(',').map((p) => p.trim());
+    const name = check(roomNameSchema, nameRaw, `line ${i + 1}: the name`);
+    const known = new Set(['private', 'default']);
+    for (const f of flags) if (!known.has(f.toLowerCase())) throw new UsageError(`line ${i + 1}: unknown flag "${f}" (use private, default)`);
+    const spec = { line: i + 1, name, private: flags.some((f) => f.toLowerCase() === 'private'), isDefault: flags.some((f) => f.toLowerCase() === 'default') };
+    if (spec.private && spec.isDefault) throw new UsageError(`line ${i + 1}: a private group cannot be a default room`);
+    const key = `${spec.private ? 'group' : 'channel'}:${name.toLowerCase()}`;
+    if (seen.has(key)) throw new UsageError(`line ${i + 1}: ${name} is listed twice`);
+    seen.add(key);
+    out.push(spec);
+  });
+  return out;
+}
+
+/** Makes the room unless it exists (a channel by its name; a group by the name this tool gave it). */
+async function ensureRoom(rooms: RoomStore, spec: RoomSpec, ownerId: string): Promise<string> {
+  const kind = spec.private ? 'group' : 'channel';
+  const existing = (await rooms.byKind(kind)).find((r) => r.name.toLowerCase() === spec.name.toLowerCase() && (kind === 'channel' || r.ownerId === ownerId));
+  if (existing) {
+    if (existing.isDefault !== spec.isDefault) {
+      await rooms.update(existing.id, { isDefault: spec.isDefault });
+      return `${kind} ${spec.name}: exists; now ${spec.isDefault ? 'a default room' : 'not a default room'}`;
+    }
+    return `${kind} ${spec.name}: exists, unchanged`;
+  }
+  const room = await rooms.create({ kind, name: spec.name, topic: '', ownerId });
+  await rooms.addMember(room.id, ownerId);
+  if (spec.isDefault) await rooms.update(room.id, { isDefault: true });
+  return `${kind} ${spec.name}: created${spec.isDefault ? ', a default room' : ''} (id ${room.id})`;
 }
 
 main(process.argv.slice(2)).then(

@@ -19,6 +19,8 @@ export interface HttpOptions {
   access: Access;
   /** the rooms API (src/http/rooms.ts) */
   rooms: express.Router;
+  /** people and the workspace (src/http/people.ts) */
+  people: express.Router;
   /** Express's `trust proxy` (TRUST_PROXY) */
   trustProxy: boolean | number | string;
   /** readiness: the database answers and the schema is in place */
@@ -85,6 +87,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
   app.use(opts.auth.before);
   app.use(opts.auth.routes);
   app.use(opts.rooms);
+  app.use(opts.people);
 
   app.get('/', (req: Request, res: Response) => {
     const q = typeof req.query.room === 'string' ? req.query.room : '';
