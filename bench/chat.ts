@@ -8,7 +8,9 @@
 //   npm run bench -- [--quick] [--dynos 2] [--clients 1000] [--rooms 50] [--senders 50]
 //                    [--rate 100] [--duration 20] [--warmup 3] [--join-sizes 10000,100000,1000000]
 //                    [--join-samples 20] [--no-join] [--no-load] [--out bench/results]
-//                    [--rethinkdb | --cluster N]
+//                    [--rethinkdb | --cluster N] [--logins SECONDS] [--login-concurrency 8]
+// --logins: a phase of its own: log-ins per second on one process, and the chat latency
+// there without and during them.
 // The database: the standalone embedded server; --rethinkdb, a real RethinkDB node started
 // from RETHINKDB_BIN; --cluster N, N real nodes (tables with N replicas); or RETHINKDB_URL.
 // --clients takes a list (2000,5000,10000): clients are added step by step and each step is
@@ -23,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { r, type Connection } from 'rethinkdb-ts';
 import { LoadClient } from './lib/load-client.js';
 import { chooseDb, cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDyno, startDb, type Db, type Dyno, type ProcSample } from './lib/procs.js';
+import { loginPhase } from './lib/logins.js';
 import { plotSvg, type PlotSeries } from './lib/plot.js';
 import { roundSummary, Samples, summarize, table, Timeline, type Summary } from './lib/stats.js';
 
@@ -45,6 +48,8 @@ const { values: flags } = parseArgs({
     profile: { type: 'string' },
     'node-args': { type: 'string' },
     rethinkdb: { type: 'boolean', default: false },
+    logins: { type: 'string' },
+    'login-concurrency': { type: 'string', default: '8' },
     cluster: { type: 'string' },
   },
 });
@@ -108,7 +113,7 @@ async function main(): Promise<void> {
   };
   const plots: PlotSeries[] = [];
   try {
-    const env: Record<string, string> = { RATE_LIMIT_BURST: '10000', RATE_LIMIT_PER_SECOND: '10000' };
+    const env: Record<string, string> = { RATE_LIMIT_BURST: '10000', RATE_LIMIT_PER_SECOND: '10000', LOGIN_RATE_LIMIT_PER_ACCOUNT: '100000', LOGIN_RATE_LIMIT_PER_ADDRESS: '100000' };
     // --profile DIR: each app process writes a V8 CPU profile there when it stops.
     // --node-args "...": more node/V8 options for the app processes, for experiments.
     const nodeArgs = [...(flags['node-args'] ?? '').split(' ').filter(Boolean), ...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [])];
@@ -118,6 +123,21 @@ async function main(): Promise<void> {
     if (!flags['no-load']) {
       result.load = await load(db, dynos, clients, plots);
       for (const c of clients.splice(0)) c.close();
+    }
+    if (flags.logins !== undefined) {
+      const seconds = num('logins', flags.logins, 10);
+      log(`log-in phase: ${seconds} s without log-ins, then ${seconds} s with ${flags['login-concurrency']} log-in loops, on ${dynos[0].name}`);
+      const l = await loginPhase(dynos[0].url, { seconds, concurrency: num('login-concurrency', flags['login-concurrency'], 8), clients: 200, rooms: 10, rate: 50 });
+      result.logins = l;
+      console.log(`\n== log-ins on one process (${l.concurrency} at a time, argon2id m=19 MiB t=2 p=1) ==`);
+      console.log(`log-ins per second: ${l.loginsPerSecond} (${l.loginErrors} errors)`);
+      console.log(
+        table([
+          ['chat send to deliver (ms), 200 clients, 50 msg/s', 'p50', 'p90', 'p99', 'max'],
+          ['without log-ins', l.chatLatencyWithoutLoginsMs.p50, l.chatLatencyWithoutLoginsMs.p90, l.chatLatencyWithoutLoginsMs.p99, l.chatLatencyWithoutLoginsMs.max],
+          ['during log-ins', l.chatLatencyDuringLoginsMs.p50, l.chatLatencyDuringLoginsMs.p90, l.chatLatencyDuringLoginsMs.p99, l.chatLatencyDuringLoginsMs.max],
+        ]),
+      );
     }
     if (!flags['no-join']) result.join = await joinTimes(db, dynos[0]);
   } finally {
