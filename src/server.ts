@@ -88,7 +88,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, historyLimit: config.historyLimit });
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
       server = createServer(createHttpApp({ log, ready, auth, rooms, people, access, primusLibrary: () => library, trustProxy: config.trustProxy }));
-      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, accounts, access });
+      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, accounts, access, rooms: roomStore });
       realtime = rt;
       library = rt.library;
       // A session deleted anywhere (log-out, password change, a disabled user) closes its
@@ -96,6 +96,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       const watch = accounts.watchRevocations((id) => rt.revoke(id), () => void rt.recheckSessions());
       stopWatching = () => watch.stop();
       await watch.ready;
+      await rt.ready;
       const s = server;
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);

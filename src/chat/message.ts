@@ -9,6 +9,9 @@ export const authorSchema = z.union([
 ]);
 export type Author = z.output<typeof authorSchema>;
 
+export const messageEvent = z.object({ type: z.enum(['member_added', 'member_removed']), userId: z.string() });
+export type MessageEvent = z.output<typeof messageEvent>;
+
 /** A row of the messages table, checked as it comes out of the database. */
 export const messageRow = z.object({
   id: z.string(),
@@ -17,6 +20,8 @@ export const messageRow = z.object({
   author: authorSchema,
   /** the database's clock (r.now()) when it stored the message */
   sent: z.date(),
+  /** a system message about the room itself (someone added or removed) */
+  event: messageEvent.optional(),
 });
 export type Message = z.output<typeof messageRow>;
 
@@ -26,6 +31,7 @@ export interface NewMessage {
   room: string;
   body: string;
   author: Author;
+  event?: MessageEvent;
 }
 
 /**

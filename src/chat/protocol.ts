@@ -55,6 +55,16 @@ export const inboundFrame = z.discriminatedUnion('type', [
     have: z.array(messageId).max(LIMITS.have, `must list at most ${LIMITS.have} ids`).optional(),
   }),
   z.object({ type: z.literal('leaveRoom') }),
+  /** protocol 2, signed in: follow every room the user is in; resume those named */
+  z.object({
+    type: z.literal('watch'),
+    rooms: z
+      .record(messageId, z.object({ since: messageId.optional(), have: z.array(messageId).max(LIMITS.have).optional() }))
+      .refine((r) => Object.keys(r).length <= 500, 'at most 500 rooms')
+      .optional(),
+  }),
+  /** protocol 2, signed in: the user has read the room up to this message */
+  z.object({ type: z.literal('read'), room: roomName, id: messageId }),
   z.object({
     type: z.literal('createMessage'),
     message: z.object({
@@ -102,11 +112,13 @@ export function clientIdOf(data: unknown): string | undefined {
 // ---- outbound (the shapes are in wire.ts) ------------------------------------------------
 
 export function toWire(m: Message, protocol: Protocol): WireMessage {
-  return {
+  const w: WireMessage = {
     id: m.id,
     room: m.room,
     body: m.body,
     author: protocol === 1 ? m.author.name : m.author,
     sent: m.sent.toISOString(),
   };
+  if (m.event) w.event = m.event;
+  return w;
 }

@@ -28,6 +28,20 @@ export interface WireMessage {
   author: WireAuthor | string;
   /** ISO 8601, the database's clock */
   sent: string;
+  /** a system message: someone was added to or removed from the room */
+  event?: { type: 'member_added' | 'member_removed'; userId: string };
+}
+
+/** A room as the sidebar shows it. */
+export interface WireRoom {
+  id: string;
+  kind: 'channel' | 'group' | 'dm' | 'open';
+  name: string;
+  topic: string;
+  archived: boolean;
+  announcement: boolean;
+  /** messages after the user's read position, counted up to 100 */
+  unread: number;
 }
 
 export type OutboundFrame =
@@ -38,6 +52,14 @@ export type OutboundFrame =
   /** protocol 2: history of a room just joined, oldest first; `resumed` means it continues from `since` */
   | { type: 'joined'; room: string; resumed: boolean; messages: WireMessage[] }
   | { type: 'ack'; clientId?: string; id: string; room: string; sent: string }
+  /** after `watch`: every room the user is in, with unread counts */
+  | { type: 'rooms'; rooms: WireRoom[] }
+  /** the user was added to a room (on any device, by anyone): it is watched from now on */
+  | { type: 'roomAdded'; room: WireRoom }
+  /** the user left or was removed, or the room was deleted: nothing more comes from it */
+  | { type: 'roomRemoved'; room: string }
+  /** the user's read position in a room moved (on any device) */
+  | { type: 'read'; room: string; id: string; unread: number }
   /** `clientId`: the createMessage it answers; `room`: the joinRoom it answers */
   | { type: 'error'; code: ErrorCode; message: string; clientId?: string; room?: string; retryAfterMs?: number };
 

@@ -62,6 +62,14 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
     );
   };
 
+  /** A system message in the room: who came or went. A removal is written after the
+   *  membership is gone, so every process's feed of the room carries it before any message
+   *  posted later, and the removed user's sockets stop right there. */
+  async function announce(roomId: string, actor: { id: string; displayName: string }, body: string, event: { type: 'member_added' | 'member_removed'; userId: string }): Promise<void> {
+    await messages.insert({ id: randomUUID(), room: roomId, body, author: { id: actor.id, name: actor.displayName }, event });
+  }
+  const nameOf = async (id: string) => (await users.userById(id))?.displayName ?? 'someone';
+
   async function allowed(viewer: Viewer, roomId: string, action: Action): Promise<Extract<Checked, { ok: true }>> {
     // The article's open rooms are reached by name over the socket only.
     if (!isRoomId(roomId)) throw err(404, 'not_found', 'no such room');
@@ -144,13 +152,13 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
 
   router.post('/api/rooms/:id/join', route(async (req, _res, viewer) => {
     const c = await allowed(viewer, param(req, 'id'), 'join');
-    await rooms.addMember(c.room.id, viewer.user!.id);
+    if (await rooms.addMember(c.room.id, viewer.user!.id)) await announce(c.room.id, viewer.user!, `${viewer.user!.displayName} joined`, { type: 'member_added', userId: viewer.user!.id });
     return { room: viewRoom(c.room, true) };
   }));
 
   router.post('/api/rooms/:id/leave', route(async (req, _res, viewer) => {
     const c = await allowed(viewer, param(req, 'id'), 'leave');
-    await rooms.removeMember(c.room.id, viewer.user!.id);
+    if (await rooms.removeMember(c.room.id, viewer.user!.id)) await announce(c.room.id, viewer.user!, `${viewer.user!.displayName} left`, { type: 'member_removed', userId: viewer.user!.id });
     return undefined;
   }));
 
@@ -167,14 +175,16 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
     if (!parsed.success) throw fromZod(parsed.error);
     const u = await users.userById(parsed.data.userId);
     if (!u || u.disabled) throw err(404, 'not_found', 'no such user');
-    await rooms.addMember(c.room.id, u.id);
+    if (await rooms.addMember(c.room.id, u.id)) await announce(c.room.id, viewer.user!, `${viewer.user!.displayName} added ${u.displayName}`, { type: 'member_added', userId: u.id });
     return undefined;
   }));
 
   router.delete('/api/rooms/:id/members/:userId', route(async (req, _res, viewer) => {
     const self = param(req, 'userId') === viewer.user!.id;
+    const who = param(req, 'userId');
     const c = await allowed(viewer, param(req, 'id'), self ? 'leave' : 'remove_member');
-    if (!(await rooms.removeMember(c.room.id, param(req, 'userId')))) throw err(404, 'not_found', 'not a member');
+    if (!(await rooms.removeMember(c.room.id, who))) throw err(404, 'not_found', 'not a member');
+    await announce(c.room.id, viewer.user!, self ? `${viewer.user!.displayName} left` : `${viewer.user!.displayName} removed ${await nameOf(who)}`, { type: 'member_removed', userId: who });
     return undefined;
   }));
 
@@ -191,6 +201,7 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
     const me = viewer.user!;
     try {
       const { message, duplicate } = await messages.insert({ id: parsed.data.id ?? randomUUID(), room: c.room.id, body: parsed.data.body, author: { id: me.id, name: me.displayName } });
+      await rooms.setRead(c.room.id, me.id, message.sent, message.id);
       res.status(duplicate ? 200 : 201);
       return { message: toWire(message, 2) };
     } catch (e) {

@@ -7,13 +7,17 @@ import { parse as parseCookies } from 'cookie';
 import { Duplex } from 'node:stream';
 import Primus from 'primus';
 import type { Logger } from 'pino';
-import { ANONYMOUS, type Access, type Checked, type Viewer } from '../chat/access.js';
+import { ANONYMOUS, isRoomId, type Access, type Checked, type Viewer } from '../chat/access.js';
 import { clientIdOf, parseFrame, toWire, type InboundFrame, type OutboundFrame, type Protocol } from '../chat/protocol.js';
 import type { Message } from '../chat/message.js';
 import { IdConflictError, type MessageStore } from '../db/messages.js';
 import type { Accounts } from '../accounts/service.js';
 import type { User } from '../accounts/schema.js';
+import type { Room } from '../rooms/schema.js';
+import type { RoomStore } from '../rooms/store.js';
+import type { WireRoom } from '../chat/wire.js';
 import { prepareFrame, writePrepared, type PreparedFrame } from './prepared.js';
+import { createWatchHub, type Watcher } from './watch.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RoomFeeds, Subscriber } from './room-feeds.js';
 
@@ -28,7 +32,12 @@ export interface RealtimeOptions {
   accounts: Accounts;
   /** every join and every post is asked here */
   access: Access;
+  /** rooms and memberships: what a watching socket follows */
+  rooms: RoomStore;
 }
+
+/** The most rooms one socket follows. */
+const MAX_WATCHED = 500;
 
 /** Who a socket is, settled at its handshake. */
 interface SocketIdentity {
@@ -47,6 +56,8 @@ export interface Realtime {
   revoke(sessionId: string): void;
   /** Checks every open socket's session again (after the revocation feed had a gap). */
   recheckSessions(): Promise<void>;
+  /** resolves once the membership feed is open */
+  readonly ready: Promise<void>;
   /** Ends every socket telling its client to reconnect (elsewhere), and closes the HTTP server. */
   close(): Promise<void>;
 }
@@ -103,6 +114,13 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
   /** open sockets by session, to close them when the session ends */
   const bySession = new Map<string, Set<Primus.Spark>>();
+  const watch = createWatchHub({ rooms: opts.rooms, log });
+
+  async function wireRoom(room: Room, userId: string): Promise<WireRoom> {
+    const member = await opts.rooms.member(room.id, userId);
+    const unread = await opts.rooms.unread(room.id, member);
+    return { id: room.id, kind: room.kind, name: room.name, topic: room.topic, archived: room.archived, announcement: room.announcement, unread };
+  }
 
   // A room message is encoded once per protocol and the same frame written to every socket
   // in the room. The room's feed delivers a message to all its sockets in one synchronous
@@ -129,6 +147,88 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
     const send = (frame: OutboundFrame) => void spark.write(frame);
 
+    // ---- watching every room of the user ------------------------------------------------
+    const watched = new Map<string, { sub: Subscriber; active: boolean }>();
+    let watcher: Watcher | undefined;
+    const myId = identity.user?.id;
+    /** a system message saying this user was removed: from here on, nothing of the room */
+    const removesMe = (m: Message) => m.event?.type === 'member_removed' && m.event.userId === myId;
+
+    function unwatch(roomId: string, tell: boolean): void {
+      const w = watched.get(roomId);
+      if (w) {
+        w.active = false;
+        watched.delete(roomId);
+        feeds.leave(roomId, w.sub);
+      }
+      if (joined?.room === roomId) leave();
+      if (tell) send({ type: 'roomRemoved', room: roomId });
+    }
+
+    function watchRoom(roomId: string, resume: { since?: string; have?: string[] } | undefined): void {
+      if (watched.has(roomId) || watched.size >= MAX_WATCHED) return;
+      const entry = {
+        active: true,
+        sub: {
+          start(history, resumed) {
+            if (entry.active && resumed && resume?.since) send({ type: 'joined', room: roomId, resumed: true, messages: history.map((m) => toWire(m, 2)) });
+          },
+          deliver(m) {
+            if (!entry.active) return;
+            if (removesMe(m)) return unwatch(roomId, true);
+            writePrepared(spark, delivery(m, 2));
+          },
+          restart(history) {
+            if (entry.active) send({ type: 'joined', room: roomId, resumed: false, messages: history.map((m) => toWire(m, 2)) });
+          },
+          fail() {
+            // The room's feed could not open: it is tried again at the next watch.
+            entry.active = false;
+            watched.delete(roomId);
+          },
+        } satisfies Subscriber,
+      };
+      watched.set(roomId, entry);
+      feeds.join(roomId, entry.sub, resume ?? {});
+    }
+
+    async function startWatching(resume: Record<string, { since?: string; have?: string[] }>): Promise<void> {
+      const user = identity.user;
+      if (!user) return send({ type: 'error', code: 'unauthenticated', message: 'log in to watch your rooms' });
+      if (!watcher) {
+        watcher = {
+          userId: user.id,
+          added: (member) => {
+            void opts.rooms.room(member.roomId).then(async (room) => {
+              if (!room || watched.has(room.id)) return;
+              watchRoom(room.id, undefined);
+              send({ type: 'roomAdded', room: await wireRoom(room, user.id) });
+            }).catch((e: unknown) => log.warn({ err: String(e) }, 'could not follow a new room'));
+          },
+          removed: (roomId) => {
+            if (watched.has(roomId)) unwatch(roomId, true);
+          },
+          read: (member) => {
+            void opts.rooms.unread(member.roomId, member).then((unread) => send({ type: 'read', room: member.roomId, id: member.readId ?? '', unread })).catch(() => undefined);
+          },
+        };
+        watch.add(watcher);
+      }
+      const mine = await opts.rooms.roomsOf(user.id);
+      for (const room of mine) watchRoom(room.id, resume[room.id]);
+      send({ type: 'rooms', rooms: await Promise.all(mine.slice(0, MAX_WATCHED).map((room) => wireRoom(room, user.id))) });
+    }
+
+    async function markRead(roomId: string, id: string): Promise<void> {
+      const user = identity.user;
+      if (!user) return send({ type: 'error', code: 'unauthenticated', message: 'log in to keep read positions', room: roomId });
+      const may = await opts.access.check(viewer, roomId, 'read');
+      if (!may.ok || !may.isMember) return send({ type: 'error', code: may.ok ? 'forbidden' : may.code, message: may.ok ? 'you are not in this room' : may.reason, room: roomId });
+      const m = await store.get(id);
+      if (!m || m.room !== roomId) return send({ type: 'error', code: 'not_found', message: 'no such message in that room', room: roomId });
+      await opts.rooms.setRead(roomId, user.id, m.sent, m.id);
+    }
+
     function leave(): void {
       joinSeq++; // a join still being checked is dropped
       if (!joined) return;
@@ -152,6 +252,14 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       asked(room, 'read', (may) => {
         if (seq !== joinSeq) return;
         if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason, room });
+        if (watched.has(room)) {
+          // Watched already: its messages come; this answers with its history only.
+          void store.latest(room, 100).then(
+            (history) => send({ type: 'joined', room, resumed: false, messages: history.map((m) => toWire(m, 2)) }),
+            () => send({ type: 'error', code: 'unavailable', room, message: 'the history could not be read; join again' }),
+          );
+          return;
+        }
         subscribe(room, since, have);
       });
     }
@@ -168,7 +276,9 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
             else for (const m of history) send({ type: 'deliverMessage', message: toWire(m, 1) });
           },
           deliver(m) {
-            if (entry.active) writePrepared(spark, delivery(m, protocol));
+            if (!entry.active) return;
+            if (removesMe(m)) return unwatch(room, true);
+            writePrepared(spark, delivery(m, protocol));
           },
           restart(history, unseen) {
             if (!entry.active) return;
@@ -205,6 +315,8 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         // A signed-in user posts under their own name, whatever the frame says.
         const author = identity.user ? { id: identity.user.id, name: identity.user.displayName } : m.author;
         const { message } = await store.insert({ id: m.id ?? randomUUID(), room: m.room, body: m.body, author });
+        // What one writes, one has read.
+        if (identity.user && isRoomId(m.room)) await opts.rooms.setRead(m.room, identity.user.id, message.sent, message.id).catch(() => undefined);
         if (protocol === 2) {
           send({ type: 'ack', clientId: m.id, id: message.id, room: message.room, sent: message.sent.toISOString() });
         }
@@ -236,6 +348,13 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
           return leave();
         case 'createMessage':
           return createMessage(frame.message);
+        case 'watch':
+          return void startWatching(frame.rooms ?? {}).catch((e: unknown) => {
+            log.warn({ err: String(e) }, 'could not start watching');
+            send({ type: 'error', code: 'unavailable', message: 'your rooms could not be read; watch again' });
+          });
+        case 'read':
+          return void markRead(frame.room, frame.id).catch(() => send({ type: 'error', code: 'unavailable', message: 'the read position was not stored', room: frame.room }));
       }
     });
 
@@ -247,6 +366,8 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
     spark.on('end', () => {
       leave();
+      for (const id of [...watched.keys()]) unwatch(id, false);
+      if (watcher) watch.delete(watcher);
       if (identity.sessionId) {
         const set = bySession.get(identity.sessionId);
         set?.delete(spark);
@@ -278,10 +399,13 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         if (still === undefined || (still !== 'unknown' && still.session.id !== sessionId)) revoke(sessionId);
       }
     },
-    close: () =>
-      new Promise<void>((resolve) => {
+    ready: watch.ready,
+    close: async () => {
+      await new Promise<void>((resolve) => {
         primus.destroy({ close: true, reconnect: true, timeout: 0 }, () => resolve());
-      }),
+      });
+      await watch.stop();
+    },
   };
 }
 

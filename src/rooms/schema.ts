@@ -28,6 +28,9 @@ export const memberRow = z.object({
   roomId: z.string(),
   userId: z.string(),
   joinedAt: z.date(),
+  /** the read position: the newest message (room order) the user has read */
+  readSent: z.date().optional(),
+  readId: z.string().optional(),
 });
 export type Member = z.output<typeof memberRow>;
 

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { r, type RDatum } from 'rethinkdb-ts';
 import { z } from 'zod';
 import type { Pool } from '../db/pool.js';
-import { CLAIMS, MEMBERS, ROOMS } from '../db/schema.js';
+import { CLAIMS, MEMBERS, MESSAGES, ROOMS } from '../db/schema.js';
 import { memberId, memberRow, normalRoomName, roomRow, type Member, type Room, type RoomKind } from './schema.js';
 
 export class RoomNameTakenError extends Error {
@@ -31,7 +31,15 @@ export interface RoomStore {
   byKind(kind: RoomKind): Promise<Room[]>;
   /** true when the two users share a room */
   share(a: string, b: string): Promise<boolean>;
+  /** Moves a member's read position forward to (sent, id); never back. */
+  setRead(roomId: string, userId: string, sent: Date, id: string): Promise<void>;
+  /** Messages after a read position, counted by index up to `cap` (never the whole history). */
+  unread(roomId: string, member: Member | undefined, cap?: number): Promise<number>;
+  /** Every membership change, on every process: added, removed, or a read position moved. */
+  memberChanges(): Promise<{ close(): Promise<void>; [Symbol.asyncIterator](): AsyncIterator<MemberChange> }>;
 }
+
+export type MemberChange = { kind: 'added' | 'removed' | 'read'; member: Member };
 
 export function createRoomStore(pool: Pool, db: string): RoomStore {
   const t = (name: string) => r.db(db).table(name);
@@ -123,6 +131,42 @@ export function createRoomStore(pool: Pool, db: string): RoomStore {
     async byKind(kind) {
       const rows: unknown[] = await pool.run(t(ROOMS).getAll(kind, { index: 'kind' }));
       return rows.map((x) => roomRow.parse(x));
+    },
+
+    async setRead(roomId, userId, sent, id) {
+      await pool.run(
+        t(MEMBERS)
+          .get(memberId(roomId, userId))
+          .update((m: RDatum) =>
+            r.branch(
+              m.hasFields('readSent').not().or(m('readSent').lt(sent)).or(m('readSent').eq(sent).and(m('readId').lt(id))),
+              { readSent: sent, readId: id },
+              {},
+            ),
+          ),
+      );
+    },
+
+    async unread(roomId, member, cap = 100) {
+      const from = member?.readSent && member.readId ? [roomId, member.readSent, member.readId] : [roomId, r.minval];
+      const n = await pool.run(t(MESSAGES).between(from, [roomId, r.maxval], { index: 'room_sent', leftBound: 'open' }).limit(cap).count());
+      return Number(n);
+    },
+
+    async memberChanges() {
+      const cursor = await pool.run(t(MEMBERS).changes({ squash: false }));
+      const change = z.object({ old_val: memberRow.nullish(), new_val: memberRow.nullish() });
+      return {
+        close: () => cursor.close(),
+        async *[Symbol.asyncIterator]() {
+          for await (const raw of cursor as AsyncIterable<unknown>) {
+            const c = change.parse(raw);
+            if (c.new_val && !c.old_val) yield { kind: 'added' as const, member: c.new_val };
+            else if (c.old_val && !c.new_val) yield { kind: 'removed' as const, member: c.old_val };
+            else if (c.new_val && c.old_val && c.new_val.readId !== c.old_val.readId) yield { kind: 'read' as const, member: c.new_val };
+          }
+        },
+      };
     },
 
     async share(a, b) {
