@@ -87,7 +87,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       let library = '';
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, historyLimit: config.historyLimit });
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
-      server = createServer(createHttpApp({ log, ready, auth, rooms, people, access, primusLibrary: () => library, trustProxy: config.trustProxy }));
+      server = createServer(createHttpApp({ log, ready, auth, rooms, people, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy }));
       const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, accounts, access, rooms: roomStore });
       realtime = rt;
       library = rt.library;

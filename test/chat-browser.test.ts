@@ -2,18 +2,11 @@
 // as text, auto-scroll that leaves a reader alone, phone-sized layout, connection state, and
 // resuming after the server goes away and comes back.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { findChromium, CHROMIUM_ARGS } from './fixtures/browser.js';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { r, type Connection } from 'rethinkdb-ts';
 import { startApp, startDb, sleep } from './fixtures/chat.js';
 
-function findChromium(): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const executablePath = findChromium();
 if (!executablePath) {
@@ -36,7 +29,7 @@ if (!executablePath) {
 
   const browser: Browser = await chromium.launch({
     executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    args: CHROMIUM_ARGS,
   });
   t.teardown(() => browser.close());
 

@@ -159,6 +159,11 @@ export function createAccounts({ store, log, sessionDays, afterSignup }: Account
         while (!stopped) {
           try {
             feed = await store.sessionDeletions();
+            // Stopped while it was opening: nobody else will close it.
+            if (stopped) {
+              await feed.close().catch(() => undefined);
+              break;
+            }
             if (first) opened();
             else onReopen();
             first = false;
@@ -178,7 +183,10 @@ export function createAccounts({ store, log, sessionDays, afterSignup }: Account
           stopped = true;
           opened();
           await feed?.close().catch(() => undefined);
-          await loop;
+          // A feed caught in a reconnect may not end when asked: the process goes on stopping.
+          let timer: NodeJS.Timeout | undefined;
+      await Promise.race([loop, new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
+      clearTimeout(timer);
         },
       };
     },

@@ -9,11 +9,14 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { ANONYMOUS, type Access } from '../chat/access.js';
 import { LIMITS, roomName } from '../chat/protocol.js';
+import { publicUser } from './auth.js';
 
 export interface HttpOptions {
   log: Logger;
   /** sessions, CSRF and the account pages (src/http/auth.ts) */
-  auth: { before: express.Router; routes: express.Router };
+  auth: { before: express.Router; routes: express.Router; csrfToken: (req: Request, res: Response) => string };
+  /** the workspace's name, for the page */
+  workspaceName: () => Promise<string>;
   /** the Primus client library, served here with the same headers as every other script */
   primusLibrary: () => string;
   access: Access;
@@ -89,7 +92,17 @@ export function createHttpApp(opts: HttpOptions): express.Express {
   app.use(opts.rooms);
   app.use(opts.people);
 
-  app.get('/', (req: Request, res: Response) => {
+  app.get('/', (req: Request, res: Response, next: express.NextFunction) => {
+    const viewer = res.locals.viewer;
+    if (viewer) {
+      // Signed in: the team chat page.
+      opts.workspaceName().then(
+        (workspace) => res.render('app', { csrf: opts.auth.csrfToken(req, res), me: publicUser(viewer.user), workspace, limits: LIMITS }),
+        next,
+      );
+      return;
+    }
+    if (!opts.access.rules.anonymousRooms) return res.redirect(303, '/login');
     const q = typeof req.query.room === 'string' ? req.query.room : '';
     const parsed = roomName.safeParse(q);
     if (!parsed.success) {

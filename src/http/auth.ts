@@ -40,7 +40,7 @@ declare module 'express-serve-static-core' {
   }
 }
 
-export function authRoutes(opts: AuthOptions): { before: express.Router; routes: express.Router } {
+export function authRoutes(opts: AuthOptions): { before: express.Router; routes: express.Router; csrfToken: (req: Request, res: Response) => string } {
   const { accounts, store } = opts;
   const maxAge = opts.sessionDays * 24 * 60 * 60 * 1000;
   const limiter = {
@@ -234,7 +234,7 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
   routes.post('/api/auth/logout-everywhere', wrap(logout(true)));
   routes.post('/api/auth/password', wrap(changePassword));
 
-  return { before, routes };
+  return { before, routes, csrfToken: (req, res) => generateCsrfToken(req, res) };
 }
 
 /** What other people (and the user's own page) may see of an account. */

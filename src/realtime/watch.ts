@@ -41,6 +41,11 @@ export function createWatchHub(opts: { rooms: RoomStore; log: Logger }) {
       try {
         const f = await opts.rooms.memberChanges();
         feed = f;
+        // Stopped while it was opening: nobody else will close it.
+        if (stopped) {
+          await f.close().catch(() => undefined);
+          break;
+        }
         opened();
         attempt = 0;
         for await (const c of f) dispatch(c);
@@ -68,7 +73,10 @@ export function createWatchHub(opts: { rooms: RoomStore; log: Logger }) {
       stopped = true;
       opened();
       await feed?.close().catch(() => undefined);
-      await loop;
+      // A feed caught in a reconnect may not end when asked: the process goes on stopping.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([loop, new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
+      clearTimeout(timer);
     },
   };
 }

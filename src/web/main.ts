@@ -1,13 +1,11 @@
 // The page's entry point: wires the connection (Primus, loaded by /vendor/primus.js), the
 // protocol state (src/client/session.ts: room order, resume, pending sends and their
 // resends), and the views. Bundled by esbuild into static/app.js at build.
-import type PrimusType from 'primus';
-import type { OutboundFrame } from '../chat/wire.js';
 import { ClientSession, type PendingSend } from '../client/session.js';
+import { roomElements, wireComposer } from './composer.js';
+import { connect } from './connection.js';
 import { card, MessageList } from './message-list.js';
 import { OwnIds, savedName } from './storage.js';
-
-declare const Primus: PrimusType.ClientConstructor & { OPEN: number };
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const els = {
@@ -15,12 +13,7 @@ const els = {
   join: $<HTMLFormElement>('join'),
   room: $<HTMLInputElement>('room'),
   name: $<HTMLInputElement>('name'),
-  list: $('messages'),
-  jump: $<HTMLButtonElement>('jump'),
-  empty: $('empty'),
-  compose: $<HTMLFormElement>('compose'),
-  body: $<HTMLTextAreaElement>('body'),
-  send: $<HTMLButtonElement>('send'),
+  ...roomElements(),
 };
 
 const own = new OwnIds();
@@ -29,12 +22,8 @@ const view = new MessageList(els.list, els.jump, els.empty);
 const pendingCards = new Map<string, HTMLElement>();
 let name = '';
 
-const primus = new Primus(location.origin, { reconnect: { min: 500, max: 10_000, retries: Infinity } });
-
-const session = new ClientSession({
-  write: (f) => {
-    if (primus.readyState === Primus.OPEN) primus.write(f);
-  },
+const session: ClientSession = new ClientSession({
+  write: (f) => socket.write(f),
   author: () => ({ name: name || 'Anonymous' }),
   events: {
     reset: () => view.clear(),
@@ -58,23 +47,7 @@ const session = new ClientSession({
   },
 });
 
-function setConn(state: string, label = state): void {
-  els.conn.dataset.state = state;
-  els.conn.textContent = label;
-}
-
-primus.on('open', () => {
-  setConn('live');
-  session.connected();
-});
-primus.on('data', (f: OutboundFrame) => {
-  if (f && typeof f === 'object') session.receive(f);
-});
-for (const ev of ['reconnect scheduled', 'close']) primus.on(ev, () => {
-  session.disconnected();
-  setConn('reconnecting', 'reconnecting…');
-});
-for (const ev of ['offline', 'end']) primus.on(ev, () => setConn('offline'));
+const socket = connect(els.conn, () => session);
 
 function join(room: string): void {
   view.clear();
@@ -104,11 +77,6 @@ els.join.addEventListener('submit', (e) => {
   els.body.focus();
 });
 
-function grow(): void {
-  els.body.style.height = 'auto';
-  els.body.style.height = `${Math.min(els.body.scrollHeight + 2, 128)}px`;
-}
-
 function submit(): void {
   const body = els.body.value;
   if (!body.trim() || session.room === undefined) return;
@@ -123,20 +91,9 @@ function submit(): void {
   pendingCards.set(p.id, el);
   view.pending(el);
   els.body.value = '';
-  grow();
 }
 
-els.compose.addEventListener('submit', (e) => {
-  e.preventDefault();
-  submit();
-});
-els.body.addEventListener('keydown', (e) => {
-  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-    e.preventDefault();
-    submit();
-  }
-});
-els.body.addEventListener('input', grow);
+wireComposer(els.compose, els.body, submit);
 
 // A link to a room (?room=...) joins it at once when the name is known.
 if (new URL(location.href).searchParams.has('room') && els.name.value) {

@@ -1,0 +1,365 @@
+// The team chat page: the sidebar of every room the user is in (live, with unread badges),
+// the open room (history, live messages, composer), and the actions: new room, browse and
+// join channels, new direct message, add people, invitation links. It talks to the server
+// only through the /api routes and the socket protocol, as any integration would.
+import type { OutboundFrame, WireRoom } from '../../chat/wire.js';
+import { ClientSession } from '../../client/session.js';
+import { roomElements, wireComposer } from '../composer.js';
+import { connect } from '../connection.js';
+import { card, MessageList } from '../message-list.js';
+import { api, ApiError } from './api.js';
+import { Sidebar } from './sidebar.js';
+
+interface Me {
+  id: string;
+  username: string;
+  displayName: string;
+  role: 'owner' | 'admin' | 'member' | 'guest';
+}
+interface Person {
+  id: string;
+  username: string;
+  displayName: string;
+}
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const els = {
+  conn: $('conn'),
+  sidebar: $('sidebar'),
+  menu: $<HTMLButtonElement>('menu'),
+  roomName: $('room-name'),
+  roomTopic: $('room-topic'),
+  roomMembers: $('room-members'),
+  addPeople: $<HTMLButtonElement>('add-people'),
+  ...roomElements(),
+  dialog: $<HTMLDialogElement>('dialog'),
+  notice: $('notice'),
+};
+
+const me = JSON.parse(document.querySelector<HTMLMetaElement>('meta[name="me"]')!.content) as Me;
+const rooms = new Map<string, WireRoom>();
+const dmNames = new Map<string, string>();
+const view = new MessageList(els.list, els.jump, els.empty);
+const pendingCards = new Map<string, HTMLElement>();
+let current: string | undefined;
+
+const sidebar = new Sidebar(els.sidebar, { open: (id) => openRoom(id) });
+const draw = () => sidebar.render(rooms.values(), current, (r) => dmNames.get(r.id) ?? 'Direct message');
+
+function notice(text: string): void {
+  els.notice.textContent = text;
+  els.notice.hidden = text === '';
+}
+
+const session: ClientSession = new ClientSession({
+  write: (f) => socket.write(f),
+  author: () => ({ name: me.displayName }),
+  events: {
+    reset: () => view.clear(),
+    message: (m, index, live) => {
+      const mine = typeof m.author === 'object' && m.author.id === me.id;
+      pendingCards.get(m.id)?.remove();
+      pendingCards.delete(m.id);
+      const el = card(m, { mine, pending: false });
+      if (m.event) el.classList.add('system');
+      view.insert(el, index, { live, own: mine });
+      markRead();
+    },
+    joined: () => {
+      view.status(session.history.messages.length === 0 ? 'No messages here yet. Say hello!' : undefined);
+      markRead();
+    },
+    failed: (p) => {
+      const el = pendingCards.get(p.id);
+      if (el) {
+        el.classList.add('failed');
+        el.title = p.failed?.message ?? 'not sent';
+      }
+    },
+    error: (f) => {
+      if (f.room !== undefined && f.room === current && (f.code === 'not_found' || f.code === 'forbidden')) notice(f.message);
+    },
+  },
+});
+
+/** The open room is read up to its newest message while the page is visible. */
+function markRead(): void {
+  const newest = session.history.messages.at(-1);
+  if (!current || !newest || document.hidden) return;
+  const room = rooms.get(current);
+  if (room && room.unread === 0 && room.id === current && lastRead.get(room.id) === newest.id) return;
+  lastRead.set(current, newest.id);
+  if (room) room.unread = 0;
+  socket.write({ type: 'read', room: current, id: newest.id });
+  draw();
+}
+const lastRead = new Map<string, string>();
+document.addEventListener('visibilitychange', markRead);
+
+/** What the team page does with a frame before the session takes it. */
+function onFrame(f: OutboundFrame): void {
+  switch (f.type) {
+    case 'rooms':
+      rooms.clear();
+      for (const r of f.rooms) rooms.set(r.id, r);
+      void nameDms();
+      draw();
+      if (!current) {
+        const wanted = new URL(location.href).searchParams.get('room');
+        const first = (wanted && rooms.get(wanted)) || [...rooms.values()][0];
+        if (first) openRoom(first.id);
+        else view.status('You are in no room yet: make one, or browse the channels.');
+      }
+      break;
+    case 'roomAdded':
+      rooms.set(f.room.id, f.room);
+      void nameDms();
+      draw();
+      break;
+    case 'roomRemoved':
+      rooms.delete(f.room);
+      if (current === f.room) {
+        current = undefined;
+        view.clear();
+        view.status('You are no longer in this room.');
+        els.roomName.textContent = '';
+        els.body.disabled = true;
+        els.send.disabled = true;
+      }
+      draw();
+      break;
+    case 'read': {
+      const r = rooms.get(f.room);
+      if (r) r.unread = f.unread;
+      draw();
+      break;
+    }
+    case 'deliverMessage': {
+      const r = rooms.get(f.message.room);
+      const mine = typeof f.message.author === 'object' && f.message.author.id === me.id;
+      if (r && f.message.room !== current && !mine) {
+        r.unread++;
+        draw();
+      }
+      break;
+    }
+  }
+}
+
+const socket = connect(els.conn, () => session, { opened: () => socket.write({ type: 'watch' }), frame: onFrame });
+
+async function nameDms(): Promise<void> {
+  for (const r of rooms.values()) {
+    if (r.kind !== 'dm' || dmNames.has(r.id)) continue;
+    const { members } = await api<{ members: Person[] }>('GET', `/api/rooms/${r.id}/members`);
+    dmNames.set(r.id, members.filter((p) => p.id !== me.id).map((p) => p.displayName).join(', ') || 'Just you');
+  }
+  draw();
+}
+
+function openRoom(id: string): void {
+  const r = rooms.get(id);
+  if (!r) return;
+  notice('');
+  current = id;
+  view.clear();
+  view.status('Loading…');
+  session.join(id);
+  els.roomName.textContent = r.kind === 'dm' ? (dmNames.get(id) ?? 'Direct message') : `${r.kind === 'channel' ? '#' : '🔒 '}${r.name}`;
+  els.roomTopic.textContent = r.topic;
+  els.body.disabled = r.archived;
+  els.send.disabled = r.archived;
+  els.body.placeholder = r.archived ? 'This room is archived' : `Message ${r.kind === 'dm' ? (dmNames.get(id) ?? '') : r.name}`;
+  els.addPeople.hidden = r.kind === 'dm' || me.role === 'guest';
+  els.sidebar.classList.remove('open');
+  const url = new URL(location.href);
+  url.searchParams.set('room', id);
+  history.replaceState(null, '', url);
+  void api<{ members: Person[] }>('GET', `/api/rooms/${id}/members`).then(
+    ({ members }) => {
+      if (current === id) els.roomMembers.textContent = `${members.length} member${members.length === 1 ? '' : 's'}`;
+    },
+    () => undefined,
+  );
+  draw();
+}
+
+function submit(): void {
+  const body = els.body.value;
+  if (!body.trim() || current === undefined) return;
+  const p = session.send(body);
+  const el = card({ id: p.id, body, author: { name: me.displayName } }, { mine: true, pending: true });
+  el.addEventListener('click', () => {
+    if (session.pending.get(p.id)?.failed) session.retry(p.id);
+  });
+  pendingCards.set(p.id, el);
+  view.pending(el);
+  els.body.value = '';
+}
+wireComposer(els.compose, els.body, submit);
+els.menu.addEventListener('click', () => els.sidebar.classList.toggle('open'));
+
+// ---- dialogs -----------------------------------------------------------------------------
+
+/** Shows a small form in the dialog; `submit` returns an error message or nothing. */
+function dialog(title: string, build: (form: HTMLFormElement) => void, submit: (form: HTMLFormElement) => Promise<string | void>): void {
+  const form = document.createElement('form');
+  form.method = 'dialog';
+  form.className = 'stack';
+  const h = document.createElement('h2');
+  h.textContent = title;
+  form.append(h);
+  build(form);
+  const error = document.createElement('p');
+  error.className = 'notice';
+  error.hidden = true;
+  const buttons = document.createElement('div');
+  buttons.className = 'buttons';
+  const ok = document.createElement('button');
+  ok.type = 'submit';
+  ok.textContent = 'OK';
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.className = 'secondary';
+  cancel.textContent = 'Cancel';
+  cancel.addEventListener('click', () => els.dialog.close());
+  buttons.append(ok, cancel);
+  form.append(error, buttons);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    submit(form).then(
+      (message) => {
+        if (message) {
+          error.textContent = message;
+          error.hidden = false;
+        } else els.dialog.close();
+      },
+      (err: unknown) => {
+        error.textContent = err instanceof Error ? err.message : String(err);
+        error.hidden = false;
+      },
+    );
+  });
+  els.dialog.replaceChildren(form);
+  els.dialog.showModal();
+}
+
+function field(form: HTMLFormElement, label: string, input: HTMLInputElement): HTMLInputElement {
+  const l = document.createElement('label');
+  const span = document.createElement('span');
+  span.textContent = label;
+  l.append(span, input);
+  form.append(l);
+  return input;
+}
+const input = (name: string, type = 'text') => Object.assign(document.createElement('input'), { name, type });
+
+async function people(): Promise<Person[]> {
+  return (await api<{ users: Person[] }>('GET', '/api/users')).users.filter((u) => u.id !== me.id);
+}
+function checklist(form: HTMLFormElement, list: Person[]): () => string[] {
+  const box = document.createElement('div');
+  box.className = 'checklist';
+  for (const p of list) {
+    const l = document.createElement('label');
+    const c = Object.assign(document.createElement('input'), { type: 'checkbox', value: p.id, name: 'person' });
+    l.append(c, document.createTextNode(` ${p.displayName} (@${p.username})`));
+    box.append(l);
+  }
+  form.append(box);
+  return () => [...box.querySelectorAll<HTMLInputElement>('input:checked')].map((c) => c.value);
+}
+
+$('new-room')?.addEventListener('click', () => {
+  let name: HTMLInputElement;
+  let priv: HTMLInputElement;
+  dialog(
+    'New room',
+    (f) => {
+      name = field(f, 'Name', input('name'));
+      priv = field(f, 'Private (only the people you add see it)', input('private', 'checkbox'));
+    },
+    async () => {
+      const { room } = await api<{ room: WireRoom }>('POST', '/api/rooms', { kind: priv.checked ? 'group' : 'channel', name: name.value });
+      rooms.set(room.id, { ...room, unread: 0 });
+      openRoom(room.id);
+    },
+  );
+});
+
+$('browse')?.addEventListener('click', () => {
+  void api<{ channels: Array<WireRoom & { isMember: boolean }> }>('GET', '/api/channels').then(({ channels }) => {
+    dialog(
+      'Channels',
+      (f) => {
+        const ul = document.createElement('ul');
+        ul.className = 'channel-list';
+        for (const c of channels) {
+          const li = document.createElement('li');
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.textContent = c.isMember ? `#${c.name} (open)` : `Join #${c.name}`;
+          b.addEventListener('click', () => {
+            void api<{ room: WireRoom }>('POST', `/api/rooms/${c.id}/join`).then(({ room }) => {
+              rooms.set(room.id, { ...room, unread: 0 });
+              els.dialog.close();
+              openRoom(room.id);
+            });
+          });
+          li.append(b);
+          ul.append(li);
+        }
+        if (channels.length === 0) ul.textContent = 'No channels yet.';
+        f.append(ul);
+      },
+      async () => undefined,
+    );
+  }, (e: unknown) => notice(e instanceof ApiError ? e.message : String(e)));
+});
+
+$('new-dm')?.addEventListener('click', () => {
+  void people().then((list) => {
+    let chosen: () => string[];
+    dialog('New direct message', (f) => (chosen = checklist(f, list)), async () => {
+      const ids = chosen();
+      if (ids.length === 0) return 'choose someone';
+      const { room } = await api<{ room: WireRoom }>('POST', '/api/dms', { userIds: ids });
+      rooms.set(room.id, { ...room, unread: 0 });
+      await nameDms();
+      openRoom(room.id);
+    });
+  });
+});
+
+els.addPeople.addEventListener('click', () => {
+  const id = current;
+  if (!id) return;
+  void Promise.all([people(), api<{ members: Person[] }>('GET', `/api/rooms/${id}/members`)]).then(([list, { members }]) => {
+    const inRoom = new Set(members.map((m) => m.id));
+    let chosen: () => string[];
+    dialog('Add people', (f) => (chosen = checklist(f, list.filter((p) => !inRoom.has(p.id)))), async () => {
+      for (const userId of chosen()) await api('POST', `/api/rooms/${id}/members`, { userId });
+    });
+  });
+});
+
+$('invite')?.addEventListener('click', () => {
+  let guest: HTMLInputElement;
+  let uses: HTMLInputElement;
+  dialog(
+    'Invite people',
+    (f) => {
+      uses = field(f, 'How many people may use the link', Object.assign(input('uses', 'number'), { value: '1', min: '1' }));
+      guest = field(f, 'As guests (they see only the rooms they are added to)', input('guest', 'checkbox'));
+    },
+    async (f) => {
+      const { invite } = await api<{ invite: { path: string } }>('POST', '/api/invites', { maxUses: Number(uses.value) || 1, role: guest.checked ? 'guest' : 'member' });
+      const out = document.createElement('input');
+      out.readOnly = true;
+      out.id = 'invite-link';
+      out.value = new URL(invite.path, location.origin).href;
+      f.querySelector('.buttons')?.before(out);
+      return 'Share this link (it is shown once):';
+    },
+  );
+});

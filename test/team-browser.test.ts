@@ -1,0 +1,149 @@
+// The team chat page in headless Chromium, walking the flows: the first visitor signs up and
+// owns the workspace; a second person joins by an invitation link; a private group is made,
+// the second person added, and they talk; a third person finds the group in no list and
+// reads none of it by any URL or frame; a guest sees only the room they were added to.
+import t from 'tap';
+import { findChromium, CHROMIUM_ARGS } from './fixtures/browser.js';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startApp, startDb } from './fixtures/chat.js';
+
+const executablePath = findChromium();
+
+if (!executablePath) {
+  t.skip('the team page in a browser, because no Chromium was found (apt-get install chromium)', () => {});
+} else {
+  const db = await startDb(t);
+  const app = await startApp(t, db, { SIGNUP_RATE_LIMIT_PER_ADDRESS: '1000', LOGIN_RATE_LIMIT_PER_ADDRESS: '1000' });
+  const browser: Browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  t.teardown(() => browser.close());
+  const problems: string[] = [];
+
+  async function person(name: string): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => problems.push(`${name}: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/404|403/.test(m.text())) problems.push(`${name}: ${m.text()}`);
+    });
+    return page;
+  }
+  async function signUp(page: Page, path: string, username: string): Promise<void> {
+    await page.goto(`${app.url}${path}`);
+    await page.fill('input[name=username]', username);
+    await page.fill('input[name=displayName]', username[0].toUpperCase() + username.slice(1));
+    await page.fill('input[name=email]', `${username}@example.test`);
+    await page.fill('input[name=password]', 'correct horse battery');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#conn[data-state="live"]');
+  }
+  async function invite(page: Page, asGuest = false): Promise<string> {
+    await page.click('#invite');
+    if (asGuest) await page.check('dialog input[name=guest]');
+    await page.click('dialog button[type=submit]');
+    const link = await page.waitForSelector('#invite-link');
+    const url = await link.inputValue();
+    await page.click('dialog button.secondary');
+    return new URL(url).pathname + new URL(url).search;
+  }
+  const sidebarNames = (page: Page) => page.$$eval('#sidebar .room-name', (els) => els.map((e) => e.textContent ?? ''));
+
+  const ann = await person('ann');
+  const bob = await person('bob');
+  const cat = await person('cat');
+  const gil = await person('gil');
+  let groupId = '';
+
+  t.test('the first visitor signs up and owns the workspace', async (t) => {
+    await ann.goto(`${app.url}/signup`);
+    t.match(await ann.textContent('main'), /You are the first here/);
+    await signUp(ann, '/signup', 'ann');
+    t.match((await ann.evaluate(() => fetch('/api/me').then((r) => r.json()))) as object, { user: { role: 'owner' } });
+    t.ok(await ann.isVisible('#invite'), 'an owner can invite people');
+  });
+
+  t.test('a private group, a second person by invitation, added, and they talk', async (t) => {
+    await ann.click('#new-room');
+    await ann.fill('dialog input[name=name]', 'secret plans');
+    await ann.check('dialog input[name=private]');
+    await ann.click('dialog button[type=submit]');
+    await ann.waitForFunction(() => document.getElementById('room-name')?.textContent?.includes('secret plans'));
+    groupId = new URL(ann.url()).searchParams.get('room') ?? '';
+    t.match(groupId, /^[0-9a-f-]{36}$/);
+    const link = await invite(ann);
+    await signUp(bob, link, 'bob');
+    t.notOk((await sidebarNames(bob)).some((n) => n.includes('secret plans')), 'before being added, bob does not see the group');
+    await ann.click('#add-people');
+    await ann.check('dialog input[name=person]');
+    await ann.click('dialog button[type=submit]');
+    await bob.waitForFunction(() => [...document.querySelectorAll('#sidebar .room-name')].some((e) => e.textContent?.includes('secret plans')));
+    t.pass('added: the group appears in bob\'s sidebar at once');
+    await bob.click('#sidebar .room-link:has-text("secret plans")');
+    await bob.fill('#body', 'hello from bob');
+    await bob.press('#body', 'Enter');
+    await ann.waitForSelector('#messages .msg .body:text("hello from bob")');
+    await ann.fill('#body', 'hi bob, welcome');
+    await ann.press('#body', 'Enter');
+    await bob.waitForSelector('#messages .msg .body:text("hi bob, welcome")');
+    t.pass('they talk');
+  });
+
+  t.test('a third person finds the group in no list and reads none of it by any URL or frame', async (t) => {
+    const link = await invite(ann);
+    await signUp(cat, link, 'cat');
+    t.notOk((await sidebarNames(cat)).some((n) => n.includes('secret plans')), 'not in the sidebar');
+    const channels = (await cat.evaluate(() => fetch('/api/channels').then((r) => r.json()))) as { channels: Array<{ name: string }> };
+    t.notOk(channels.channels.some((c) => c.name === 'secret plans'), 'not among the channels to browse');
+    for (const path of [`/api/rooms/${groupId}`, `/api/rooms/${groupId}/messages`, `/api/rooms/${groupId}/members`]) {
+      const status = await cat.evaluate((p) => fetch(p).then((r) => r.status), path);
+      t.equal(status, 404, `GET ${path.replace(groupId, ':id')}: 404, as a room that does not exist`);
+    }
+    await cat.goto(`${app.url}/?room=${groupId}`);
+    await cat.waitForSelector('#conn[data-state="live"]');
+    t.notMatch((await cat.textContent('#room-name')) ?? '', /secret plans/, 'the URL opens nothing');
+    const frame = await cat.evaluate(
+      (room) =>
+        new Promise((resolve) => {
+          const P = (window as unknown as { Primus: new (url: string) => { on(e: string, f: (d: unknown) => void): void; write(d: unknown): void } }).Primus;
+          const p = new P(location.origin);
+          p.on('open', () => {
+            p.write({ type: 'hello', protocol: 2 });
+            p.write({ type: 'joinRoom', room });
+            p.write({ type: 'createMessage', message: { id: crypto.randomUUID(), room, body: 'sneaking in' } });
+          });
+          const seen: unknown[] = [];
+          p.on('data', (d) => {
+            const f = d as { type: string };
+            if (f.type === 'error') seen.push(d);
+            if (seen.length === 2) resolve(seen);
+            if (f.type === 'joined' || f.type === 'deliverMessage') resolve(['LEAK', d]);
+          });
+        }),
+      groupId,
+    );
+    t.match(frame, [{ type: 'error', code: 'not_found' }, { type: 'error', code: 'not_found' }], 'the socket answers not_found to joining and to posting');
+    await ann.waitForTimeout(300);
+    t.notOk(await ann.isVisible('#messages .msg .body:text("sneaking in")'), 'nothing was posted');
+  });
+
+  t.test('a guest sees only the room they were added to', async (t) => {
+    await ann.click('#new-room');
+    await ann.fill('dialog input[name=name]', 'client-x');
+    await ann.click('dialog button[type=submit]');
+    await ann.waitForFunction(() => document.getElementById('room-name')?.textContent?.includes('client-x'));
+    const link = await invite(ann, true);
+    await signUp(gil, link, 'gil');
+    t.same(await sidebarNames(gil), [], 'a guest starts in no room');
+    t.notOk(await gil.isVisible('#browse'), 'and cannot browse channels');
+    await ann.click('#add-people');
+    await ann.check('dialog label:has-text("Gil") input');
+    await ann.click('dialog button[type=submit]');
+    await gil.waitForFunction(() => document.querySelectorAll('#sidebar .room-name').length === 1);
+    t.same(await sidebarNames(gil), ['# client-x'], 'then only that room');
+    const users = (await gil.evaluate(() => fetch('/api/users').then((r) => r.json()))) as { users: Array<{ username: string }> };
+    t.same(users.users.map((u) => u.username).sort(), ['ann', 'gil'], 'and only the people in it');
+  });
+
+  t.test('no script errors on the team page', async (t) => {
+    t.same(problems, []);
+  });
+}
