@@ -23,7 +23,7 @@ if (!executablePath) {
     const page = await context.newPage();
     page.on('pageerror', (e) => problems.push(`${name}: ${e.message}`));
     page.on('console', (m) => {
-      if (m.type() === 'error' && !/404|403/.test(m.text())) problems.push(`${name}: ${m.text()}`);
+      if (m.type() === 'error' && !/404|403|409/.test(m.text())) problems.push(`${name}: ${m.text()}`);
     });
     return page;
   }
@@ -141,6 +141,30 @@ if (!executablePath) {
     t.same(await sidebarNames(gil), ['# client-x'], 'then only that room');
     const users = (await gil.evaluate(() => fetch('/api/users').then((r) => r.json()))) as { users: Array<{ username: string }> };
     t.same(users.users.map((u) => u.username).sort(), ['ann', 'gil'], 'and only the people in it');
+  });
+
+  t.test('the admin page: roles, registration, default channels', async (t) => {
+    await ann.click('#admin-link');
+    await ann.waitForSelector('#users tr[data-user="bob"] select[name=role]');
+    await ann.selectOption('#users tr[data-user="bob"] select[name=role]', 'admin');
+    await ann.waitForSelector('#users tr[data-user="bob"][data-role="admin"]');
+    const bobNow = (await bob.evaluate(() => fetch('/api/me').then((r) => r.json()))) as { user: { role: string } };
+    t.equal(bobNow.user.role, 'admin', 'bob is an admin now');
+    await ann.selectOption('#users tr[data-user="ann"] select[name=role]', 'member');
+    await ann.waitForSelector('#notice:not([hidden])');
+    t.match(await ann.textContent('#notice'), /last owner/, 'the last owner cannot be demoted, and the page says so');
+    t.equal(await ann.inputValue('#users tr[data-user="ann"] select[name=role]'), 'owner', 'and shows the role unchanged');
+    await ann.selectOption('#workspace select[name=registration]', 'open');
+    await ann.click('#workspace button[type=submit]');
+    await ann.waitForSelector('#workspace[data-saved="open"]');
+    const ws = (await ann.evaluate(() => fetch('/api/workspace').then((r) => r.json()))) as { workspace: { registration: string } };
+    t.equal(ws.workspace.registration, 'open');
+    await ann.check('#channels tr:has-text("client-x") input[name=default]');
+    await ann.waitForTimeout(300);
+    const chans = (await ann.evaluate(() => fetch('/api/channels').then((r) => r.json()))) as { channels: Array<{ name: string; isDefault: boolean }> };
+    t.ok(chans.channels.find((c) => c.name === 'client-x')?.isDefault, 'client-x is a default channel');
+    const forbidden = await cat.goto(`${app.url}/admin`);
+    t.equal(forbidden?.status(), 403, 'a member gets no admin page');
   });
 
   t.test('no script errors on the team page', async (t) => {

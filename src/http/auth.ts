@@ -140,6 +140,12 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
   routes.get('/login', (req, res) => {
     res.render('login', { csrf: generateCsrfToken(req, res), values: {} });
   });
+  routes.get('/admin', (req, res) => {
+    const viewer = res.locals.viewer;
+    if (!viewer) return res.redirect(303, '/login');
+    if (viewer.user.role !== 'owner' && viewer.user.role !== 'admin') return void res.status(403).render('login', { csrf: generateCsrfToken(req, res), values: {}, error: 'Only admins may see the administration page.' });
+    res.render('admin', { csrf: generateCsrfToken(req, res) });
+  });
   routes.get('/account', (req, res) => {
     const viewer = res.locals.viewer;
     if (!viewer) return res.redirect(303, '/login');
