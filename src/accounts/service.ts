@@ -2,8 +2,8 @@
 // sliding expiry, log-out (here and everywhere), password changes and resets. A session is a
 // random token the browser holds in a cookie; the database keeps only its SHA-256.
 import { createHash, randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { follow, type Followed } from '../db/follow.js';
 import { hashPassword, needsRehash, verifyNothing, verifyPassword } from './passwords.js';
 import type { Role, Session, User } from './schema.js';
 import { TakenError, type AccountStore } from './store.js';
@@ -148,47 +148,8 @@ export function createAccounts({ store, log, sessionDays, afterSignup }: Account
      * users) on every process, and calls `revoked` with each deleted session's id; reopens the
      * feed when it fails. `ready` resolves once the feed is open.
      */
-    watchRevocations(revoked: (sessionId: string) => void, onReopen: () => void): { ready: Promise<void>; stop(): Promise<void> } {
-      let stopped = false;
-      let feed: Awaited<ReturnType<AccountStore['sessionDeletions']>> | undefined;
-      let opened: () => void = () => undefined;
-      const ready = new Promise<void>((resolve) => (opened = resolve));
-      const loop = (async () => {
-        let attempt = 0;
-        let first = true;
-        while (!stopped) {
-          try {
-            feed = await store.sessionDeletions();
-            // Stopped while it was opening: nobody else will close it.
-            if (stopped) {
-              await feed.close().catch(() => undefined);
-              break;
-            }
-            if (first) opened();
-            else onReopen();
-            first = false;
-            attempt = 0;
-            for await (const id of feed) revoked(id);
-          } catch (e) {
-            if (!stopped) log.warn({ err: String(e) }, 'the session feed failed; reopening');
-          }
-          if (stopped) break;
-          attempt++;
-          await sleep(Math.min(5000, 100 * 2 ** attempt));
-        }
-      })();
-      return {
-        ready,
-        async stop() {
-          stopped = true;
-          opened();
-          await feed?.close().catch(() => undefined);
-          // A feed caught in a reconnect may not end when asked: the process goes on stopping.
-          let timer: NodeJS.Timeout | undefined;
-      await Promise.race([loop, new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
-      clearTimeout(timer);
-        },
-      };
+    watchRevocations(revoked: (sessionId: string) => void, onReopen: () => void): Followed {
+      return follow('session', () => store.sessionDeletions(), revoked, { log, onReopen });
     },
   };
 }
