@@ -23,8 +23,10 @@ async function csrfAndCookie(base: string): Promise<{ csrf: string; cookie: stri
   return { csrf, cookie };
 }
 
-async function post(base: string, path: string, body: unknown): Promise<number> {
-  const { csrf, cookie } = await csrfAndCookie(base);
+/** POSTs JSON with a CSRF token (one fetched for the purpose unless given: a token made
+ *  before log-in is bound to no session, so one loop can keep using it). */
+async function post(base: string, path: string, body: unknown, token?: { csrf: string; cookie: string }): Promise<number> {
+  const { csrf, cookie } = token ?? (await csrfAndCookie(base));
   const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf, cookie }, body: JSON.stringify(body) });
   await res.arrayBuffer();
   return res.status;
@@ -84,8 +86,9 @@ export async function loginPhase(base: string, opts: { seconds: number; concurre
       const end = start + opts.seconds * 1000;
       await Promise.all(
         Array.from({ length: opts.concurrency }, async () => {
+          const token = await csrfAndCookie(base);
           while (performance.now() < end) {
-            const status = await post(base, '/api/auth/login', { login: username, password });
+            const status = await post(base, '/api/auth/login', { login: username, password }, token);
             if (status === 200) logins++;
             else errors++;
           }

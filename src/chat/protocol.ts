@@ -36,7 +36,8 @@ const inboundAuthor = z
   .union([authorName, z.object({ name: authorName })])
   .transform((a): Author => (typeof a === 'string' ? { name: a } : { name: a.name }));
 
-const body = text()
+/** A message's text: what a socket frame and the API both take. */
+export const messageBody = text()
   .max(LIMITS.body, `must be at most ${LIMITS.body} characters`)
   .refine((s) => s.trim() !== '', 'must not be empty');
 
@@ -71,7 +72,7 @@ export const inboundFrame = z.discriminatedUnion('type', [
       /** protocol 2: chosen by the client so that a resent message is stored once */
       id: z.uuid('must be a UUID').optional(),
       room: roomName,
-      body,
+      body: messageBody,
       author: inboundAuthor.default({ name: 'Anonymous' }),
     }),
   }),

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { AccountError, hashToken, type Accounts } from '../accounts/service.js';
 import { login as loginSchema, passwordChange, registration, type User } from '../accounts/schema.js';
 import type { AccountStore } from '../accounts/store.js';
+import { describeIssues } from './api.js';
 
 export const SESSION_COOKIE = 'sid';
 const CSRF_COOKIE = 'csrf';
@@ -121,8 +122,7 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
   }
 
   function invalid(req: Request, res: Response, err: z.ZodError, page: string, values: Record<string, unknown>): void {
-    const message = err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
-    fail(req, res, 400, 'invalid', message, page, values);
+    fail(req, res, 400, 'invalid', describeIssues(err), page, values);
   }
 
   const done = (req: Request, res: Response, user: User, status = 200) => {
@@ -204,7 +204,7 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
     if (!viewer) return fail(req, res, 401, 'unauthenticated', 'log in first', 'login');
     const parsed = passwordChange.safeParse(req.body);
     if (!parsed.success) {
-      const message = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      const message = describeIssues(parsed.error);
       if (isApi(req)) return void res.status(400).json({ error: { code: 'invalid', message } });
       return void res.status(400).render('account', { csrf: generateCsrfToken(req, res), user: viewer.user, error: message });
     }

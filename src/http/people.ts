@@ -3,12 +3,13 @@
 // invitation links. An admin cannot demote, disable or reset an owner; the last owner cannot
 // be demoted or disabled.
 import { randomBytes } from 'node:crypto';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express from 'express';
 import { z } from 'zod';
 import { atLeast, displayName, password, REGISTRATION_MODES, ROLES, type User } from '../accounts/schema.js';
 import { hashToken, type Accounts } from '../accounts/service.js';
 import type { AccountStore } from '../accounts/store.js';
 import type { RoomStore } from '../rooms/store.js';
+import { apiRoute, ApiError, invalid } from './api.js';
 import { publicUser } from './auth.js';
 
 const userPatch = z
@@ -22,26 +23,11 @@ const newInvite = z.object({
   role: z.enum(['member', 'guest']).default('member'),
 });
 
-class Refused extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
-}
-
 export function peopleApi(opts: { accounts: Accounts; users: AccountStore; rooms: RoomStore }): express.Router {
   const { accounts, users, rooms } = opts;
   const router = express.Router();
 
-  const route = (needs: 'user' | 'admin', fn: (req: Request, res: Response, me: User) => Promise<unknown>) => (req: Request, res: Response, next: NextFunction) => {
-    const me = res.locals.viewer?.user;
-    if (!me) return void res.status(401).json({ error: { code: 'unauthenticated', message: 'log in first' } });
-    if (needs === 'admin' && !atLeast(me.role, 'admin')) return void res.status(403).json({ error: { code: 'forbidden', message: 'only admins may do that' } });
-    fn(req, res, me).then(
-      (body) => (body === undefined ? res.status(204).end() : res.json(body)),
-      (e: unknown) => (e instanceof Refused ? res.status(e.status).json({ error: { code: e.code, message: e.message } }) : next(e)),
-    );
-  };
-  const invalid = (e: z.ZodError) => new Refused(400, 'invalid', e.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  const route = apiRoute;
 
   async function lastOwner(u: User): Promise<boolean> {
     if (u.role !== 'owner') return false;
@@ -58,14 +44,14 @@ export function peopleApi(opts: { accounts: Accounts; users: AccountStore; rooms
 
   router.patch('/api/users/:id', route('admin', async (req, _res, me) => {
     const target = await users.userById(String(req.params.id));
-    if (!target) throw new Refused(404, 'not_found', 'no such user');
+    if (!target) throw new ApiError(404, 'not_found', 'no such user');
     const parsed = userPatch.safeParse(req.body);
     if (!parsed.success) throw invalid(parsed.error);
     const p = parsed.data;
-    if (target.role === 'owner' && me.role !== 'owner') throw new Refused(403, 'forbidden', 'an admin cannot change an owner');
-    if (p.role === 'owner' && me.role !== 'owner') throw new Refused(403, 'forbidden', 'only an owner makes owners');
+    if (target.role === 'owner' && me.role !== 'owner') throw new ApiError(403, 'forbidden', 'an admin cannot change an owner');
+    if (p.role === 'owner' && me.role !== 'owner') throw new ApiError(403, 'forbidden', 'only an owner makes owners');
     if ((p.role !== undefined && p.role !== 'owner') || p.disabled) {
-      if (await lastOwner(target)) throw new Refused(409, 'last_owner', 'this is the last owner: make another owner first');
+      if (await lastOwner(target)) throw new ApiError(409, 'last_owner', 'this is the last owner: make another owner first');
     }
     await users.updateUser(target.id, p);
     if (p.disabled) await users.deleteUserSessions(target.id);
@@ -75,8 +61,8 @@ export function peopleApi(opts: { accounts: Accounts; users: AccountStore; rooms
 
   router.post('/api/users/:id/password', route('admin', async (req, _res, me) => {
     const target = await users.userById(String(req.params.id));
-    if (!target) throw new Refused(404, 'not_found', 'no such user');
-    if (target.role === 'owner' && me.role !== 'owner') throw new Refused(403, 'forbidden', "an admin cannot reset an owner's password");
+    if (!target) throw new ApiError(404, 'not_found', 'no such user');
+    if (target.role === 'owner' && me.role !== 'owner') throw new ApiError(403, 'forbidden', "an admin cannot reset an owner's password");
     const parsed = z.object({ password }).safeParse(req.body);
     if (!parsed.success) throw invalid(parsed.error);
     await accounts.resetPassword(target.id, parsed.data.password);

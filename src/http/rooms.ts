@@ -3,15 +3,15 @@
 // the access module; a room the viewer may not see is a 404, exactly as a room that does
 // not exist. Bodies are parsed by the schemas in src/rooms/schema.ts.
 import { randomUUID } from 'node:crypto';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import { isRoomId, type Access, type Action, type Checked, type Viewer } from '../chat/access.js';
-import { LIMITS, text } from '../chat/protocol.js';
-import { toWire } from '../chat/protocol.js';
+import { messageBody, toWire } from '../chat/protocol.js';
 import type { AccountStore } from '../accounts/store.js';
 import { IdConflictError, type MessageStore } from '../db/messages.js';
 import { newDm, newRoom, roomPatch, MAX_DM_PEOPLE, type Room } from '../rooms/schema.js';
 import { RoomNameTakenError, type RoomStore } from '../rooms/store.js';
+import { apiRoute, ApiError, invalid } from './api.js';
 import { publicUser } from './auth.js';
 
 export interface RoomsApiOptions {
@@ -22,16 +22,9 @@ export interface RoomsApiOptions {
   historyLimit: number;
 }
 
-const postBody = z.object({
-  id: z.uuid('must be a UUID').optional(),
-  body: text()
-    .max(LIMITS.body, `must be at most ${LIMITS.body} characters`)
-    .refine((s) => s.trim() !== '', 'must not be empty'),
-});
+const postBody = z.object({ id: z.uuid('must be a UUID').optional(), body: messageBody });
 
-type ApiError = { status: number; code: string; message: string };
-const err = (status: number, code: string, message: string): ApiError => ({ status, code, message });
-const fromZod = (e: z.ZodError): ApiError => err(400, 'invalid', e.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+const err = (status: number, code: string, message: string) => new ApiError(status, code, message);
 
 function viewRoom(room: Room, isMember: boolean) {
   return { id: room.id, kind: room.kind, name: room.name, topic: room.topic, ownerId: room.ownerId, archived: room.archived, announcement: room.announcement, isDefault: room.isDefault, isMember };
@@ -41,26 +34,8 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
   const { access, rooms, users, messages } = opts;
   const router = express.Router();
 
-  const viewerOf = (res: Response): Viewer => ({ user: res.locals.viewer?.user });
-
-  /** Runs a handler for a signed-in viewer; ApiErrors become their answer. */
-  const route = (fn: (req: Request, res: Response, viewer: Viewer) => Promise<unknown>) => (req: Request, res: Response, next: NextFunction) => {
-    const viewer = viewerOf(res);
-    if (!viewer.user) return void res.status(401).json({ error: { code: 'unauthenticated', message: 'log in first' } });
-    fn(req, res, viewer).then(
-      (body) => {
-        if (body === undefined) res.status(204).end();
-        else res.json(body);
-      },
-      (e: unknown) => {
-        if (e && typeof e === 'object' && 'status' in e && 'code' in e && typeof (e as ApiError).status === 'number' && !(e instanceof Error)) {
-          const a = e as ApiError;
-          return void res.status(a.status).json({ error: { code: a.code, message: a.message } });
-        }
-        next(e);
-      },
-    );
-  };
+  /** An /api handler for a signed-in viewer (src/http/api.ts). */
+  const route = (fn: (req: Request, res: Response, viewer: Viewer) => Promise<unknown>) => apiRoute('user', (req, res, me) => fn(req, res, { user: me }));
 
   /** A system message in the room: who came or went. A removal is written after the
    *  membership is gone, so every process's feed of the room carries it before any message
@@ -96,7 +71,7 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
   router.post('/api/rooms', route(async (req, res, viewer) => {
     if (!access.mayCreateRooms(viewer)) throw err(403, 'forbidden', 'guests cannot create rooms');
     const parsed = newRoom.safeParse(req.body);
-    if (!parsed.success) throw fromZod(parsed.error);
+    if (!parsed.success) throw invalid(parsed.error);
     try {
       const room = await rooms.create({ ...parsed.data, ownerId: viewer.user!.id });
       await rooms.addMember(room.id, viewer.user!.id);
@@ -111,7 +86,7 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
   // A DM with these people (the viewer included), opened or made.
   router.post('/api/dms', route(async (req, res, viewer) => {
     const parsed = newDm.safeParse(req.body);
-    if (!parsed.success) throw fromZod(parsed.error);
+    if (!parsed.success) throw invalid(parsed.error);
     const me = viewer.user!;
     const others = [...new Set(parsed.data.userIds.filter((id) => id !== me.id))];
     if (others.length === 0) throw err(400, 'invalid', 'userIds: name someone other than yourself');
@@ -134,7 +109,7 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
   router.patch('/api/rooms/:id', route(async (req, _res, viewer) => {
     const c = await allowed(viewer, param(req, 'id'), 'manage');
     const parsed = roomPatch.safeParse(req.body);
-    if (!parsed.success) throw fromZod(parsed.error);
+    if (!parsed.success) throw invalid(parsed.error);
     if (parsed.data.isDefault && c.room.kind !== 'channel') throw err(400, 'invalid', 'only a public channel can be a default room');
     try {
       return { room: viewRoom(await rooms.update(c.room.id, parsed.data), c.isMember) };
@@ -172,7 +147,7 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
   router.post('/api/rooms/:id/members', route(async (req, _res, viewer) => {
     const c = await allowed(viewer, param(req, 'id'), 'add_member');
     const parsed = z.object({ userId: z.string().min(1).max(64) }).safeParse(req.body);
-    if (!parsed.success) throw fromZod(parsed.error);
+    if (!parsed.success) throw invalid(parsed.error);
     const u = await users.userById(parsed.data.userId);
     if (!u || u.disabled) throw err(404, 'not_found', 'no such user');
     if (await rooms.addMember(c.room.id, u.id)) await announce(c.room.id, viewer.user!, `${viewer.user!.displayName} added ${u.displayName}`, { type: 'member_added', userId: u.id });
@@ -197,7 +172,7 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
   router.post('/api/rooms/:id/messages', route(async (req, res, viewer) => {
     const c = await allowed(viewer, param(req, 'id'), 'post');
     const parsed = postBody.safeParse(req.body);
-    if (!parsed.success) throw fromZod(parsed.error);
+    if (!parsed.success) throw invalid(parsed.error);
     const me = viewer.user!;
     try {
       const { message, duplicate } = await messages.insert({ id: parsed.data.id ?? randomUUID(), room: c.room.id, body: parsed.data.body, author: { id: me.id, name: me.displayName } });
