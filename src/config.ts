@@ -85,7 +85,7 @@ const envSchema = z.object({
     .regex(/^(\d+|true|false|loopback|linklocal|uniquelocal|[0-9a-fA-F.:/, ]+)$/, 'must be a number of proxies, true, false, loopback, linklocal, uniquelocal or addresses')
     .optional(),
   /** the article's open rooms: anyone joins one by name and posts under a display name */
-  ANONYMOUS_ROOMS: z.enum(['0', '1'], 'must be 0 or 1').default('1'),
+  ANONYMOUS_ROOMS: z.enum(['0', '1'], 'must be 0 or 1').default('0'),
   LOGIN_RATE_LIMIT_PER_ACCOUNT: int(1, 100_000).default(10),
   LOGIN_RATE_LIMIT_PER_ADDRESS: int(1, 100_000).default(50),
   SIGNUP_RATE_LIMIT_PER_ADDRESS: int(1, 100_000).default(20),

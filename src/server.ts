@@ -16,6 +16,7 @@ import { authRoutes } from './http/auth.js';
 import { roomsApi } from './http/rooms.js';
 import { peopleApi } from './http/people.js';
 import { createAccess } from './chat/access.js';
+import { migrateLegacyRooms } from './rooms/legacy.js';
 import { createRoomStore } from './rooms/store.js';
 import { createRoomFeeds, type RoomFeeds } from './realtime/room-feeds.js';
 import { attachRealtime, type Realtime } from './realtime/sockets.js';
@@ -79,6 +80,9 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       } finally {
         await conn.close().catch(() => undefined);
       }
+      // The release phase does this too; here it is for the embedded database and the first start.
+      const legacy = await migrateLegacyRooms({ pool, db: config.dbName, rooms: roomStore, anonymousRooms: config.anonymousRooms, log });
+      if (legacy.rooms > 0) log.info(legacy, 'old open rooms made public channels');
       schemaReady = true;
 
       const csrfSecret = await accountStore.secret('csrf');

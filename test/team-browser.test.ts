@@ -13,7 +13,7 @@ if (!executablePath) {
   t.skip('the team page in a browser, because no Chromium was found (apt-get install chromium)', () => {});
 } else {
   const db = await startDb(t);
-  const app = await startApp(t, db, { SIGNUP_RATE_LIMIT_PER_ADDRESS: '1000', LOGIN_RATE_LIMIT_PER_ADDRESS: '1000' });
+  const app = await startApp(t, db, { ANONYMOUS_ROOMS: '0', SIGNUP_RATE_LIMIT_PER_ADDRESS: '1000', LOGIN_RATE_LIMIT_PER_ADDRESS: '1000' });
   const browser: Browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
   t.teardown(() => browser.close());
   const problems: string[] = [];

@@ -130,6 +130,7 @@ if (!existsSync(NGINX)) {
       env: {
         ...base,
         DYNO: `web.${n}`,
+        ANONYMOUS_ROOMS: '1',
         PORT: String(port),
         HOST: '127.0.0.1',
         LOG_LEVEL: 'info',

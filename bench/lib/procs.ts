@@ -328,8 +328,9 @@ export async function spawnDyno(
   // The server's own V8 setting (package.json's start, tunnel-and-serve.sh): see the README.
   const args = ['--max-semi-space-size=64', ...(opts.nodeArgs ?? []), ...(existsSync(compiled) && !opts.fromSource ? [compiled] : ['--import', 'tsx', 'src/server.ts'])];
   const child = track(spawn(process.execPath, args, {
-    // LOG_LEVEL info: the 'listening' line tells the port.
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', RETHINKDB_URL: dbUrl, DYNO: name, ...env, LOG_LEVEL: 'info' },
+    // LOG_LEVEL info: the 'listening' line tells the port. The article's open rooms are on
+    // unless `env` says otherwise: the load, chaos and log-in phases use them.
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', RETHINKDB_URL: dbUrl, DYNO: name, ANONYMOUS_ROOMS: '1', ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   }));
   let out = '';

@@ -16,7 +16,7 @@ const inserted = z.object({ inserted: z.number() });
 
 export interface RoomStore {
   room(id: string): Promise<Room | undefined>;
-  create(r: { kind: RoomKind; name: string; topic: string; ownerId: string | null; announcement?: boolean; id?: string }): Promise<Room>;
+  create(r: { kind: RoomKind; name: string; topic: string; ownerId: string | null; announcement?: boolean; id?: string; createdAt?: Date }): Promise<Room>;
   /** the DM of exactly these people, made if it does not exist */
   dm(userIds: string[]): Promise<Room>;
   update(id: string, patch: Partial<Pick<Room, 'name' | 'topic' | 'archived' | 'announcement' | 'isDefault' | 'ownerId'>>): Promise<Room>;
@@ -63,8 +63,10 @@ export function createRoomStore(pool: Pool, db: string): RoomStore {
 
     async create(spec) {
       const id = spec.id ?? randomUUID();
-      if (spec.kind === 'channel' && (await claim(nameKey(spec.name), id))) throw new RoomNameTakenError(`there is already a channel named ${spec.name}`);
-      const row: Room = { id, kind: spec.kind, name: spec.name, topic: spec.topic, ownerId: spec.ownerId, createdAt: new Date(), archived: false, announcement: spec.announcement ?? false, isDefault: false };
+      // A name claimed for this very id (a run cut short before the insert) is this room's.
+      const holder = spec.kind === 'channel' ? await claim(nameKey(spec.name), id) : undefined;
+      if (holder !== undefined && holder !== id) throw new RoomNameTakenError(`there is already a channel named ${spec.name}`);
+      const row: Room = { id, kind: spec.kind, name: spec.name, topic: spec.topic, ownerId: spec.ownerId, createdAt: spec.createdAt ?? new Date(), archived: false, announcement: spec.announcement ?? false, isDefault: false };
       await pool.run(t(ROOMS).insert(row, { conflict: 'error' }));
       return row;
     },
