@@ -211,10 +211,20 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
           read: (member) => {
             void opts.rooms.unread(member.roomId, member).then((unread) => send({ type: 'read', room: member.roomId, id: member.readId ?? '', unread })).catch(() => undefined);
           },
+          resync: () => {
+            void snapshot(user, {}).catch((e: unknown) => log.warn({ err: String(e) }, 'could not read the rooms again after a gap'));
+          },
         };
         watch.add(watcher);
       }
+      await snapshot(user, resume);
+    }
+
+    /** Follows every room of the user (and no other), and sends the sidebar's snapshot. */
+    async function snapshot(user: User, resume: Record<string, { since?: string; have?: string[] }>): Promise<void> {
       const mine = await opts.rooms.roomsOf(user.id);
+      const now = new Set(mine.map((room) => room.id));
+      for (const id of [...watched.keys()]) if (!now.has(id)) unwatch(id, true);
       for (const room of mine) watchRoom(room.id, resume[room.id]);
       send({ type: 'rooms', rooms: await Promise.all(mine.slice(0, MAX_WATCHED).map((room) => wireRoom(room, user.id))) });
     }

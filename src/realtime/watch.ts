@@ -1,7 +1,8 @@
 // Membership, live: one changefeed on the members table per process, routed to the watching
 // sockets of the user it concerns. A socket that watches is told when its user is added to a
 // room (and starts receiving it), removed from one (and stops), or when their read position
-// moves on another device.
+// moves on another device. After a gap in the feed (it reopened), every watcher reads its
+// user's rooms again, so that what changed meanwhile is not missed.
 import type { Logger } from 'pino';
 import { follow } from '../db/follow.js';
 import type { Member } from '../rooms/schema.js';
@@ -12,6 +13,8 @@ export interface Watcher {
   added(member: Member): void;
   removed(roomId: string): void;
   read(member: Member): void;
+  /** the feed had a gap (it reopened): read the user's rooms again */
+  resync(): void;
 }
 
 export function createWatchHub(opts: { rooms: RoomStore; log: Logger }) {
@@ -31,7 +34,11 @@ export function createWatchHub(opts: { rooms: RoomStore; log: Logger }) {
     }
   }
 
-  const feed = follow('membership', () => opts.rooms.memberChanges(), dispatch, { log: opts.log });
+  function resyncAll(): void {
+    for (const set of byUser.values()) for (const w of set) w.resync();
+  }
+
+  const feed = follow('membership', () => opts.rooms.memberChanges(), dispatch, { log: opts.log, onReopen: resyncAll });
 
   return {
     ready: feed.ready,
