@@ -149,6 +149,11 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
     // ---- watching every room of the user ------------------------------------------------
     const watched = new Map<string, { sub: Subscriber; active: boolean }>();
+    /** the rooms this socket was told it is in (a snapshot, then roomAdded and roomRemoved) */
+    const told = new Set<string>();
+    /** rooms whose feed could not open, waiting to be tried again */
+    const retries = new Set<NodeJS.Timeout>();
+    let ended = false;
     let watcher: Watcher | undefined;
     const myId = identity.user?.id;
     /** a system message saying this user was removed: from here on, nothing of the room */
@@ -162,10 +167,13 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         feeds.leave(roomId, w.sub);
       }
       if (joined?.room === roomId) leave();
-      if (tell) send({ type: 'roomRemoved', room: roomId });
+      if (tell) {
+        told.delete(roomId);
+        send({ type: 'roomRemoved', room: roomId });
+      }
     }
 
-    function watchRoom(roomId: string, resume: { since?: string; have?: string[] } | undefined): void {
+    function watchRoom(roomId: string, resume: { since?: string; have?: string[] } | undefined, attempt = 0): void {
       if (watched.has(roomId) || watched.size >= MAX_WATCHED) return;
       const entry = {
         active: true,
@@ -182,9 +190,16 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
             if (entry.active) send({ type: 'joined', room: roomId, resumed: false, messages: history.map((m) => toWire(m, 2)) });
           },
           fail() {
-            // The room's feed could not open: it is tried again at the next watch.
+            // The room's feed could not open (the database is away): tried again later,
+            // less and less often, while the socket is open and its user still in the room.
             entry.active = false;
             watched.delete(roomId);
+            const wait = Math.min(30_000, 500 * 2 ** attempt);
+            const timer = setTimeout(() => {
+              retries.delete(timer);
+              if (!ended && told.has(roomId)) watchRoom(roomId, resume, attempt + 1);
+            }, wait);
+            retries.add(timer);
           },
         } satisfies Subscriber,
       };
@@ -202,7 +217,9 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
             void opts.rooms.room(member.roomId).then(async (room) => {
               if (!room || watched.has(room.id)) return;
               watchRoom(room.id, undefined);
-              send({ type: 'roomAdded', room: await wireRoom(room, user.id) });
+              const wire = await wireRoom(room, user.id);
+              told.add(room.id);
+              send({ type: 'roomAdded', room: wire });
             }).catch((e: unknown) => log.warn({ err: String(e) }, 'could not follow a new room'));
           },
           removed: (roomId) => {
@@ -224,9 +241,12 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     async function snapshot(user: User, resume: Record<string, { since?: string; have?: string[] }>): Promise<void> {
       const mine = await opts.rooms.roomsOf(user.id);
       const now = new Set(mine.map((room) => room.id));
-      for (const id of [...watched.keys()]) if (!now.has(id)) unwatch(id, true);
+      for (const id of new Set([...watched.keys(), ...told])) if (!now.has(id)) unwatch(id, true);
       for (const room of mine) watchRoom(room.id, resume[room.id]);
-      send({ type: 'rooms', rooms: await Promise.all(mine.slice(0, MAX_WATCHED).map((room) => wireRoom(room, user.id))) });
+      const wire = await Promise.all(mine.slice(0, MAX_WATCHED).map((room) => wireRoom(room, user.id)));
+      told.clear();
+      for (const room of wire) told.add(room.id);
+      send({ type: 'rooms', rooms: wire });
     }
 
     async function markRead(roomId: string, id: string): Promise<void> {
@@ -375,6 +395,8 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     });
 
     spark.on('end', () => {
+      ended = true;
+      for (const timer of retries) clearTimeout(timer);
       leave();
       for (const id of [...watched.keys()]) unwatch(id, false);
       if (watcher) watch.delete(watcher);
