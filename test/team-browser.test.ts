@@ -167,6 +167,47 @@ if (!executablePath) {
     t.equal(forbidden?.status(), 403, 'a member gets no admin page');
   });
 
+  t.test('room settings: rename and topic by its owner, read-only for others, removing someone', async (t) => {
+    await ann.goto(`${app.url}/`);
+    await ann.click('#sidebar .room-link:has-text("client-x")');
+    await ann.waitForFunction(() => document.getElementById('room-name')?.textContent?.includes('client-x'));
+    await ann.click('#room-settings');
+    await ann.fill('dialog input[name=name]', 'client-x2');
+    await ann.fill('dialog input[name=topic]', 'for the client');
+    await ann.click('dialog button[type=submit]');
+    await ann.waitForFunction(() => document.getElementById('room-name')?.textContent?.includes('client-x2') && document.getElementById('room-topic')?.textContent === 'for the client');
+    const stored = (await ann.evaluate(() => fetch('/api/channels').then((r) => r.json()))) as { channels: Array<{ name: string; topic: string }> };
+    t.ok(stored.channels.some((c) => c.name === 'client-x2' && c.topic === 'for the client'), 'renamed, with its topic, through the API');
+
+    await gil.reload();
+    await gil.click('#sidebar .room-link:has-text("client-x2")');
+    await gil.click('#room-settings');
+    t.ok(await gil.isDisabled('dialog input[name=name]'), 'a guest sees the settings, read-only');
+    t.notOk(await gil.isVisible('dialog button:text("Delete room")'), 'and no delete');
+    await gil.click('dialog button:text("Cancel")');
+
+    ann.once('dialog', (d) => void d.accept());
+    await ann.click('#room-settings');
+    await ann.click('dialog li:has-text("Gil") button:text("Remove")');
+    await gil.waitForFunction(() => document.querySelectorAll('#sidebar .room-name').length === 0);
+    t.match(await gil.textContent('#empty'), /no longer in this room/, 'removed: the guest\'s page says so at once');
+  });
+
+  t.test('a session ended elsewhere: the page asks to log in again', async (t) => {
+    await cat.goto(`${app.url}/`);
+    await cat.waitForSelector('#conn[data-state="live"]');
+    const other = await person('cat on another device');
+    await other.goto(`${app.url}/login`);
+    await other.fill('input[name=login]', 'cat');
+    await other.fill('input[name=password]', 'correct horse battery');
+    await other.click('button[type=submit]');
+    await other.waitForSelector('#conn[data-state="live"]');
+    await other.evaluate(() => fetch('/api/auth/logout-everywhere', { method: 'POST', headers: { 'x-csrf-token': document.querySelector<HTMLMetaElement>('meta[name="csrf"]')!.content } }).then((r) => r.status));
+    await cat.waitForSelector('#notice:not([hidden]) a[href="/login"]', { timeout: 5000 });
+    t.match(await cat.textContent('#notice'), /session has ended/);
+    t.ok(await cat.isDisabled('#body'), 'and the composer is off');
+  });
+
   t.test('no script errors on the team page', async (t) => {
     t.same(problems, []);
   });

@@ -31,6 +31,7 @@ const els = {
   roomTopic: $('room-topic'),
   roomMembers: $('room-members'),
   addPeople: $<HTMLButtonElement>('add-people'),
+  roomSettings: $<HTMLButtonElement>('room-settings'),
   ...roomElements(),
   dialog: $<HTMLDialogElement>('dialog'),
   notice: $('notice'),
@@ -134,6 +135,11 @@ function onFrame(f: OutboundFrame): void {
       draw();
       break;
     }
+    case 'error':
+      // The session ended (logged out elsewhere, password changed, disabled): the server has
+      // closed the socket for good; only a new log-in brings the page back.
+      if (f.code === 'unauthenticated') sessionEnded();
+      break;
     case 'deliverMessage': {
       const r = rooms.get(f.message.room);
       const mine = typeof f.message.author === 'object' && f.message.author.id === me.id;
@@ -144,6 +150,13 @@ function onFrame(f: OutboundFrame): void {
       break;
     }
   }
+}
+
+function sessionEnded(): void {
+  els.notice.replaceChildren('Your session has ended. ', Object.assign(document.createElement('a'), { href: "/login", textContent: 'Log in again' }));
+  els.notice.hidden = false;
+  els.body.disabled = true;
+  els.send.disabled = true;
 }
 
 const socket = connect(els.conn, () => session, { opened: () => socket.write({ type: 'watch' }), frame: onFrame });
@@ -171,6 +184,7 @@ function openRoom(id: string): void {
   els.send.disabled = r.archived;
   els.body.placeholder = r.archived ? 'This room is archived' : `Message ${r.kind === 'dm' ? (dmNames.get(id) ?? '') : r.name}`;
   els.addPeople.hidden = r.kind === 'dm' || me.role === 'guest';
+  els.roomSettings.hidden = r.kind === 'dm';
   els.sidebar.classList.remove('open');
   const url = new URL(location.href);
   url.searchParams.set('room', id);
@@ -361,5 +375,73 @@ $('invite')?.addEventListener('click', () => {
       f.querySelector('.buttons')?.before(out);
       return 'Share this link (it is shown once):';
     },
+  );
+});
+
+// The open room's settings: name, topic, archived, announcement-only and default (for its
+// owner and admins; the server decides, and its refusal is shown), its members, leave, delete.
+els.roomSettings.addEventListener('click', () => {
+  const id = current;
+  if (!id) return;
+  void Promise.all([api<{ room: WireRoom & { ownerId: string | null; isDefault: boolean } }>('GET', `/api/rooms/${id}`), api<{ members: Person[] }>('GET', `/api/rooms/${id}/members`)]).then(
+    ([{ room }, { members }]) => {
+      const manager = room.ownerId === me.id || me.role === 'owner' || me.role === 'admin';
+      let name: HTMLInputElement;
+      let topic: HTMLInputElement;
+      let archived: HTMLInputElement;
+      let announcement: HTMLInputElement;
+      let isDefault: HTMLInputElement | undefined;
+      const button = (label: string, action: () => Promise<unknown>, confirmText?: string) => {
+        const b = Object.assign(document.createElement('button'), { type: 'button', textContent: label, className: 'secondary' });
+        b.addEventListener('click', () => {
+          if (confirmText && !window.confirm(confirmText)) return;
+          action().then(
+            () => els.dialog.close(),
+            (e: unknown) => window.alert(e instanceof Error ? e.message : String(e)),
+          );
+        });
+        return b;
+      };
+      dialog(
+        room.kind === 'channel' ? `#${room.name}` : room.name,
+        (f) => {
+          name = field(f, 'Name', Object.assign(input('name'), { value: room.name, disabled: !manager }));
+          topic = field(f, 'Topic', Object.assign(input('topic'), { value: room.topic, disabled: !manager }));
+          archived = field(f, 'Archived (kept, read-only)', Object.assign(input('archived', 'checkbox'), { checked: room.archived, disabled: !manager }));
+          announcement = field(f, 'Only admins and the room\'s owner post', Object.assign(input('announcement', 'checkbox'), { checked: room.announcement, disabled: !manager }));
+          if (room.kind === 'channel' && (me.role === 'owner' || me.role === 'admin')) isDefault = field(f, 'Default (every new account joins)', Object.assign(input('isDefault', 'checkbox'), { checked: room.isDefault }));
+          const h = document.createElement('h3');
+          h.textContent = `Members (${members.length})`;
+          const ul = document.createElement('ul');
+          ul.className = 'member-list';
+          for (const p of members) {
+            const li = document.createElement('li');
+            li.textContent = `${p.displayName} (@${p.username}) `;
+            if (manager && p.id !== me.id) li.append(button('Remove', () => api('DELETE', `/api/rooms/${id}/members/${p.id}`), `Remove ${p.displayName} from this room?`));
+            ul.append(li);
+          }
+          const actions = document.createElement('div');
+          actions.className = 'buttons';
+          actions.append(button('Leave room', () => api('POST', `/api/rooms/${id}/leave`), 'Leave this room?'));
+          if (manager) actions.append(button('Delete room', () => api('DELETE', `/api/rooms/${id}`), 'Delete this room and all its messages for everyone?'));
+          f.append(h, ul, actions);
+        },
+        async () => {
+          if (!manager) return;
+          const patch: Record<string, string | boolean> = {};
+          if (name.value !== room.name) patch.name = name.value;
+          if (topic.value !== room.topic) patch.topic = topic.value;
+          if (archived.checked !== room.archived) patch.archived = archived.checked;
+          if (announcement.checked !== room.announcement) patch.announcement = announcement.checked;
+          if (isDefault && isDefault.checked !== room.isDefault) patch.isDefault = isDefault.checked;
+          if (Object.keys(patch).length === 0) return;
+          const { room: changed } = await api<{ room: WireRoom }>('PATCH', `/api/rooms/${id}`, patch);
+          const known = rooms.get(id);
+          if (known) rooms.set(id, { ...known, ...changed, unread: known.unread });
+          if (current === id) openRoom(id);
+        },
+      );
+    },
+    (e: unknown) => notice(e instanceof Error ? e.message : String(e)),
   );
 });
