@@ -13,6 +13,7 @@ import { connectAny, openPool } from './db/pool.js';
 import { ensureSchema } from './db/schema.js';
 import { createHttpApp } from './http/app.js';
 import { authRoutes } from './http/auth.js';
+import { createLimits } from './http/limits.js';
 import { roomsApi } from './http/rooms.js';
 import { peopleApi } from './http/people.js';
 import { createAccess } from './chat/access.js';
@@ -46,6 +47,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
     for (const room of await roomStore.byKind('channel')) if (room.isDefault && !room.archived) await roomStore.addMember(room.id, user.id);
   };
   const accounts = createAccounts({ store: accountStore, log, sessionDays: config.sessionDays, afterSignup: joinDefaults });
+  const limits = createLimits({ pool, db: config.dbName, log });
   let stopWatching: (() => Promise<void>) | undefined;
   const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs });
   let server: Server | undefined;
@@ -86,7 +88,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       schemaReady = true;
 
       const csrfSecret = await accountStore.secret('csrf');
-      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits });
+      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter });
       // Primus puts itself ahead of the app's handler, so the server is made with it first.
       let library = '';
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, historyLimit: config.historyLimit });
@@ -126,6 +128,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
         clearTimeout(cut);
       }
       await stopWatching?.();
+      limits.stop();
       await feeds.close();
       await pool.close();
       log.info('stopped');

@@ -1,13 +1,13 @@
 // Accounts across two app processes on one database: sign-ups racing through both on an
 // empty workspace make exactly one owner, and a session that ends on one process closes its
-// sockets on the other within a second.
+// sockets on the other within a second. Log-in limits are the workspace's, not a process's.
 import t from 'tap';
 import { r } from 'rethinkdb-ts';
 import { Agent } from './fixtures/http.js';
 import { clientFor, spawnApp, startDb } from './fixtures/chat.js';
 
 const db = await startDb(t);
-const env = { RETHINKDB_URL: db.url, SIGNUP_RATE_LIMIT_PER_ADDRESS: '1000' };
+const env = { RETHINKDB_URL: db.url, SIGNUP_RATE_LIMIT_PER_ADDRESS: '1000', LOGIN_RATE_LIMIT_PER_ACCOUNT: '4' };
 const [one, two] = await Promise.all([spawnApp(t, { ...env, DYNO: 'web.1' }), spawnApp(t, { ...env, DYNO: 'web.2' })]);
 
 t.test('eight first sign-ups racing through two processes: exactly one owner', async (t) => {
@@ -53,4 +53,21 @@ t.test('log-out everywhere on one process closes the user\'s sockets on both wit
   stranger.write({ type: 'hello', protocol: 2 });
   await stranger.take((f) => f.type === 'hello', 'the other sockets carry on');
   t.pass('sockets of other sessions are untouched');
+});
+
+t.test('the log-in limit per account holds across processes', async (t) => {
+  // Wrong passwords for racer1, alternating between the two processes: four in all are
+  // answered, the fifth is refused wherever it goes, and so is the right password then.
+  const statuses: number[] = [];
+  for (let i = 0; i < 6; i++) statuses.push((await new Agent(i % 2 ? two.url : one.url).login('racer1', `wrong guess ${i}`)).status);
+  t.same(statuses, [401, 401, 401, 401, 429, 429], 'four tries in all, not four per process');
+  const refused = await new Agent(one.url).login('racer1');
+  t.equal(refused.status, 429, 'the right password waits too');
+  t.ok(Number(refused.headers.get('retry-after')) > 0, 'with Retry-After');
+  const s = db.address.servers[0];
+  const conn = await r.connect({ host: s.host, port: s.port, user: db.address.user, password: db.address.password, silent: true });
+  t.teardown(() => conn.close());
+  const rows: Array<{ id: string }> = await r.db(db.dbName).table('rate_limits').run(conn);
+  t.ok(rows.length > 0, 'the limits are rows of the database');
+  t.notOk(rows.some((x) => x.id.includes('racer1') || x.id.includes('127.0.0.1')), 'keyed by a hash: no account name or address in them');
 });

@@ -23,6 +23,8 @@ export const INVITES = 'invites';
 export const ROOMS = 'rooms';
 /** who is in which room: id `<roomId>/<userId>` */
 export const MEMBERS = 'members';
+/** rate limits shared by every process: id `<rule>:<key>`, points taken, expiry (epoch ms) */
+export const RATE_LIMITS = 'rate_limits';
 
 /** tables and their secondary indexes */
 const TABLES: Record<string, Record<string, (row: RDatum) => unknown>> = {
@@ -38,6 +40,7 @@ const TABLES: Record<string, Record<string, (row: RDatum) => unknown>> = {
   [INVITES]: {},
   [ROOMS]: { kind: (room: RDatum) => room('kind') },
   [MEMBERS]: { userId: (m: RDatum) => m('userId'), roomId: (m: RDatum) => m('roomId') },
+  [RATE_LIMITS]: { expire: (l: RDatum) => l('expire') },
 };
 
 function declaration(db: string) {

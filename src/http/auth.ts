@@ -5,7 +5,8 @@
 import cookieParser from 'cookie-parser';
 import { doubleCsrf } from 'csrf-csrf';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import type { Limiter, Rule } from './limits.js';
 import { z } from 'zod';
 import { AccountError, hashToken, type Accounts } from '../accounts/service.js';
 import { login as loginSchema, passwordChange, registration, type User } from '../accounts/schema.js';
@@ -30,6 +31,8 @@ export interface AuthOptions {
   csrfSecret: string;
   sessionDays: number;
   limits: AuthLimits;
+  /** a limiter of the rule, shared by every process (src/http/limits.ts) */
+  limiter: (rule: Rule) => Limiter;
 }
 
 /** Who is asking, from the session cookie. */
@@ -45,10 +48,10 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
   const { accounts, store } = opts;
   const maxAge = opts.sessionDays * 24 * 60 * 60 * 1000;
   const limiter = {
-    loginAccount: new RateLimiterMemory({ keyPrefix: 'login-account', points: opts.limits.loginPerAccount, duration: 15 * 60 }),
-    loginAddress: new RateLimiterMemory({ keyPrefix: 'login-address', points: opts.limits.loginPerAddress, duration: 15 * 60 }),
-    signupAddress: new RateLimiterMemory({ keyPrefix: 'signup-address', points: opts.limits.signupPerAddress, duration: 60 * 60 }),
-    password: new RateLimiterMemory({ keyPrefix: 'password', points: opts.limits.loginPerAccount, duration: 15 * 60 }),
+    loginAccount: opts.limiter({ keyPrefix: 'login-account', points: opts.limits.loginPerAccount, duration: 15 * 60 }),
+    loginAddress: opts.limiter({ keyPrefix: 'login-address', points: opts.limits.loginPerAddress, duration: 15 * 60 }),
+    signupAddress: opts.limiter({ keyPrefix: 'signup-address', points: opts.limits.signupPerAddress, duration: 60 * 60 }),
+    password: opts.limiter({ keyPrefix: 'password', points: opts.limits.loginPerAccount, duration: 15 * 60 }),
   };
 
   const { generateCsrfToken, doubleCsrfProtection } = doubleCsrf({
@@ -98,7 +101,7 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
   }
 
   /** Takes a point from each limiter; false (and a 429 sent) when one is spent. */
-  async function limited(req: Request, res: Response, checks: Array<[RateLimiterMemory, string]>, page: string): Promise<boolean> {
+  async function limited(req: Request, res: Response, checks: Array<[Limiter, string]>, page: string): Promise<boolean> {
     for (const [l, key] of checks) {
       try {
         await l.consume(key);
