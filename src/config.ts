@@ -66,6 +66,11 @@ const envSchema = z.object({
       }
     })
     .optional(),
+  /** copies of every table on a RethinkDB cluster (applied at release and start); unset:
+   *  new tables get 1 and existing ones are left as they are */
+  RETHINKDB_REPLICAS: int(1, 16).optional(),
+  /** shards of every table, likewise */
+  RETHINKDB_SHARDS: int(1, 64).optional(),
   /** The embedded database keeps its files in DATA_DIR/reql (the same place `npm run db` uses by default). */
   DATA_DIR: z.string().min(1).default('./data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -97,6 +102,7 @@ const configSchema = envSchema.transform((e) => ({
   /** absent: start the embedded database */
   database: e.RETHINKDB_URL?.address,
   dbName: e.RETHINKDB_URL?.db ?? DEFAULT_DB,
+  dbLayout: { replicas: e.RETHINKDB_REPLICAS, shards: e.RETHINKDB_SHARDS },
   dataDir: e.DATA_DIR,
   logLevel: e.LOG_LEVEL,
   historyLimit: e.HISTORY_LIMIT,
@@ -128,7 +134,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   // On a Procfile platform (DYNO is set) the router reaches the web dyno from outside.
   if (present.HOST === undefined && env.DYNO) present.HOST = '0.0.0.0';
   const parsed = configSchema.safeParse(present);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const { database, dbLayout } = parsed.data;
+    if (!database && ((dbLayout.replicas ?? 1) > 1 || (dbLayout.shards ?? 1) > 1)) {
+      throw new ConfigError(
+        'invalid configuration:\n  RETHINKDB_REPLICAS / RETHINKDB_SHARDS: the embedded database is one process on one machine: it keeps one copy of each table and does not shard, so only 1 is possible. For more copies, run a RethinkDB cluster and set RETHINKDB_URL (see the README\'s cluster guide).',
+      );
+    }
+    return parsed.data;
+  }
   const lines = parsed.error.issues.map((i) => {
     const key = String(i.path[0] ?? '?');
     const shown = key === 'RETHINKDB_URL' || !(key in present) ? '' : ` (got ${JSON.stringify(present[key])})`;

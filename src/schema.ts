@@ -15,7 +15,7 @@ const db = await openDatabase(config, log);
 try {
   const conn = await connectAny(db.database, log);
   try {
-    const result = await ensureSchema(conn, config.dbName, { log, staleMs: config.schemaLockStaleMs });
+    const result = await ensureSchema(conn, config.dbName, { log, staleMs: config.schemaLockStaleMs, layout: config.dbLayout });
     log.info({ db: config.dbName, result }, result === 'present' ? 'schema already in place' : 'schema ensured');
   } finally {
     await conn.close();

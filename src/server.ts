@@ -78,7 +78,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       await pool.waitHealthy(CONNECT_TIMEOUT_MS);
       const conn = await connectAny(config.database, log);
       try {
-        await ensureSchema(conn, config.dbName, { log, staleMs: config.schemaLockStaleMs });
+        await ensureSchema(conn, config.dbName, { log, staleMs: config.schemaLockStaleMs, layout: config.dbLayout });
       } finally {
         await conn.close().catch(() => undefined);
       }

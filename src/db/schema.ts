@@ -53,18 +53,65 @@ function declaration(db: string) {
   return e;
 }
 
-/** True when the database, every table and every index exist and the indexes are built. */
-export async function isSchemaReady(conn: Connection, db: string): Promise<boolean> {
+/** How many copies and shards every table has (RETHINKDB_REPLICAS, RETHINKDB_SHARDS); a
+ *  number left out is not changed on existing tables, and is 1 for new ones. */
+export interface Layout {
+  replicas?: number;
+  shards?: number;
+}
+
+interface TableConfig {
+  shards: Array<{ replicas: string[] }>;
+}
+
+/** True when a table's configuration has the layout's numbers. */
+function hasLayout(config: TableConfig, layout: Layout): boolean {
+  return (layout.shards === undefined || config.shards.length === layout.shards) && (layout.replicas === undefined || config.shards.every((s) => s.replicas.length === layout.replicas));
+}
+
+/** True when the database, every table and every index exist, the indexes are built, and
+ *  every table has the layout. */
+export async function isSchemaReady(conn: Connection, db: string, layout: Layout = {}): Promise<boolean> {
   if (!(await r.dbList().run(conn)).includes(db)) return false;
   const tables = await r.db(db).tableList().run(conn);
+  const checkLayout = layout.replicas !== undefined || layout.shards !== undefined;
   for (const [table, indexes] of Object.entries(TABLES)) {
     if (!tables.includes(table)) return false;
     const status = await r.db(db).table(table).indexStatus().run(conn);
     for (const name of Object.keys(indexes)) {
       if (!status.some((s) => s.index === name && s.ready)) return false;
     }
+    if (checkLayout && !hasLayout((await r.db(db).table(table).config().run(conn)) as unknown as TableConfig, layout)) return false;
   }
   return true;
+}
+
+/** How long a reconfiguration may take to have every replica ready, per table. */
+const LAYOUT_WAIT_SECONDS = 300;
+
+/** Creates the missing tables with the layout, and reconfigures the others to it. */
+async function applyLayout(conn: Connection, db: string, layout: Layout, log: Logger): Promise<void> {
+  if (!(await r.dbList().run(conn)).includes(db)) await r.dbCreate(db).run(conn);
+  const existing = await r.db(db).tableList().run(conn);
+  const wanted = { replicas: layout.replicas ?? 1, shards: layout.shards ?? 1 };
+  for (const table of Object.keys(TABLES)) {
+    if (!existing.includes(table)) {
+      await r.db(db).tableCreate(table, wanted).run(conn);
+      continue;
+    }
+    const config = (await r.db(db).table(table).config().run(conn)) as unknown as TableConfig;
+    if (hasLayout(config, layout)) continue;
+    const to = { shards: layout.shards ?? config.shards.length, replicas: layout.replicas ?? config.shards[0]?.replicas.length ?? 1 };
+    log.info({ table, from: { shards: config.shards.length, replicas: config.shards[0]?.replicas.length }, to }, 'reconfiguring a table');
+    await r.db(db).table(table).reconfigure(to).run(conn);
+  }
+  for (const table of Object.keys(TABLES)) {
+    await r.db(db).table(table).wait({ waitFor: 'all_replicas_ready', timeout: LAYOUT_WAIT_SECONDS }).run(conn);
+    const config = (await r.db(db).table(table).config().run(conn)) as unknown as TableConfig;
+    if (!hasLayout(config, layout)) {
+      throw new Error(`the table ${table} has ${config.shards.length} shard(s) of ${config.shards[0]?.replicas.length ?? 0} replica(s) after reconfiguring, not the ${JSON.stringify(layout)} asked for: this database server does not apply them`);
+    }
+  }
 }
 
 export interface EnsureOptions {
@@ -73,6 +120,8 @@ export interface EnsureOptions {
   staleMs: number;
   /** how often a waiter looks again (default 250 ms) */
   pollMs?: number;
+  /** the tables' replicas and shards (unset numbers: left as they are) */
+  layout?: Layout;
 }
 
 /**
@@ -82,16 +131,19 @@ export interface EnsureOptions {
 export async function ensureSchema(conn: Connection, db: string, opts: EnsureOptions): Promise<'present' | 'ensured'> {
   const { log, staleMs } = opts;
   const pollMs = opts.pollMs ?? 250;
+  const layout = opts.layout ?? {};
   const lock = `${db}_schema_lock`;
   let seen: { id: string; since: number } | undefined;
 
   for (;;) {
-    if (await isSchemaReady(conn, db)) return 'present';
+    if (await isSchemaReady(conn, db, layout)) return 'present';
     if (await tryCreateDb(conn, lock)) {
       try {
         // The previous holder may have finished between our look and our lock.
-        if (await isSchemaReady(conn, db)) return 'present';
-        log.info({ db }, 'ensuring the database schema');
+        if (await isSchemaReady(conn, db, layout)) return 'present';
+        log.info({ db, layout }, 'ensuring the database schema');
+        // Tables first, with their replicas and shards; then endex adds what is missing.
+        await applyLayout(conn, db, layout, log);
         await declaration(db).run(conn);
         for (const table of Object.keys(TABLES)) await r.db(db).table(table).indexWait().run(conn);
         return 'ensured';

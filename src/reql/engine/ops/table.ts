@@ -250,6 +250,7 @@ def(T.TABLE_CREATE, 1, 2, (c, t) => {
   if (durability !== 'hard' && durability !== 'soft') throw logicError(`Durability option \`${durability}\` unrecognized (options are "hard" and "soft").`);
   const shards = c.opt(t, 'shards');
   if (shards !== undefined && (typeof shards !== 'number' || shards < 1)) throw logicError('Every table must have at least one shard.');
+  oneReplicaOnly(c, t);
   if (c.state.catalog.findTable(dbv, name)) throw opFailed(`Table \`${dbv}.${name}\` already exists.`);
   const { table, done } = c.state.catalog.createTable(dbv, name, pk, durability);
   c.pending.push(done);
@@ -306,13 +307,18 @@ def(T.SYNC, 1, 1, (c, t) => {
   return { synced: 1 };
 });
 
-def(T.RECONFIGURE, 1, 1, (c, t) => {
-  const v = c.ev(t.args[0]);
-  const tables = v instanceof DbVal ? c.state.catalog.tablesOf(v.name) : [tableOf(c, v, 'reconfigure')];
+/** One server holds one copy: more is refused as RethinkDB refuses it on a single node. */
+function oneReplicaOnly(c: Ctx, t: Term): void {
   const replicas = c.opt(t, 'replicas');
   if (typeof replicas === 'number' && replicas > 1) {
     throw opFailed(`Can't put ${replicas} replicas on servers with the tag \`default\` because there are only 1 servers with the tag \`default\`. It's impossible to have more replicas of the data than there are servers.`);
   }
+}
+
+def(T.RECONFIGURE, 1, 1, (c, t) => {
+  const v = c.ev(t.args[0]);
+  const tables = v instanceof DbVal ? c.state.catalog.tablesOf(v.name) : [tableOf(c, v, 'reconfigure')];
+  oneReplicaOnly(c, t);
   const dry = c.opt(t, 'dry_run') === true;
   return { reconfigured: dry ? 0 : tables.length, config_changes: tables.map((tb) => ({ old_val: tableConfig(tb, c), new_val: tableConfig(tb, c) })), status_changes: [] };
 }, ['shards', 'replicas', 'primary_replica_tag', 'nonvoting_replica_tags', 'dry_run', 'emergency_repair']);
