@@ -2,7 +2,7 @@
 // loses its database connection reopens and backfills, and clients see every message once.
 import t, { type Test } from 'tap';
 import { r, type Connection } from 'rethinkdb-ts';
-import { clientFor, startApp, startDb, urlOf, byRoomOrder, type Client, type Frame, type WireMsg } from './fixtures/chat.js';
+import { clientFor, sleep, startApp, startDb, urlOf, byRoomOrder, type Client, type Frame, type WireMsg } from './fixtures/chat.js';
 import { startTcpProxy } from './fixtures/tcp-proxy.js';
 
 const db = await startDb(t);
@@ -148,4 +148,31 @@ t.test('a room whose feed cannot open is answered with an error; joined again la
   await insert(conn, 'waiting', ['live']);
   await c.receivedCount(3);
   t.same(c.received.map((m) => m.body), ['old', 'while away', 'live']);
+});
+
+t.test('a database connection that goes silent is noticed within seconds: the feed reopens and backfills', async (t) => {
+  const target = db.address.servers[0];
+  const proxy = await startTcpProxy(target);
+  t.teardown(() => proxy.close());
+  const { url } = await startApp(t, urlOf({ ...db.address, servers: [{ host: '127.0.0.1', port: proxy.port }] }, db.dbName));
+  const conn = await directConnection();
+  const c = clientFor(t, url);
+  await c.hello();
+  await c.join('silent');
+  await insert(conn, 'silent', ['before']);
+  await c.receivedCount(1);
+
+  // As when the database's machine dies without closing its sockets: nothing more comes
+  // over the open connections, and nothing closes them.
+  proxy.freeze();
+  const frozenAt = Date.now();
+  await insert(conn, 'silent', ['while silent 1', 'while silent 2']);
+  await c.receivedCount(3, 15_000);
+  const tookMs = Date.now() - frozenAt;
+  t.comment(`delivered ${tookMs} ms after the connections went silent`);
+  t.ok(tookMs < 12_000, 'the silence was noticed and the feed reopened within seconds');
+  await insert(conn, 'silent', ['after']);
+  await c.receivedCount(4);
+  await sleep(300);
+  assertExactlyOnce(t, c, await roomInDb(conn, 'silent'), 'the client');
 });

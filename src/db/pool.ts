@@ -32,6 +32,9 @@ export interface PoolOptions {
   perServer?: number;
   /** first and longest wait between reconnection attempts (ms) */
   backoff?: { min: number; max: number };
+  /** how often each connection is pinged, and how long an answer may take before the
+   *  connection is taken for dead and closed (ms; default 2000 and 4000) */
+  heartbeat?: { everyMs: number; timeoutMs: number };
 }
 
 /** One connection to the first server that accepts (for schema work, where endex wants its own). */
@@ -65,6 +68,7 @@ export function openPool(address: DbAddress, opts: PoolOptions): Pool {
   const { log } = opts;
   const perServer = opts.perServer ?? 2;
   const backoff = opts.backoff ?? { min: 100, max: 5000 };
+  const heartbeat = opts.heartbeat ?? { everyMs: 2000, timeoutMs: 4000 };
   const open: Connection[] = [];
   const stopping = new AbortController();
   let next = 0;
@@ -84,7 +88,9 @@ export function openPool(address: DbAddress, opts: PoolOptions): Pool {
         open.push(conn);
         for (const w of waiters) w();
         waiters = [];
+        const beat = keepAlive(conn, server);
         await closed;
+        beat.stop();
         const i = open.indexOf(conn);
         if (i >= 0) open.splice(i, 1);
         if (!stopping.signal.aborted) log.warn({ db: `${server.host}:${server.port}` }, 'database connection closed; reconnecting');
@@ -94,6 +100,40 @@ export function openPool(address: DbAddress, opts: PoolOptions): Pool {
       const wait = Math.min(backoff.max, backoff.min * 2 ** attempt++) * (0.75 + Math.random() / 2);
       await sleep(wait, undefined, { signal: stopping.signal }).catch(() => undefined);
     }
+  }
+
+  /**
+   * A node that dies without closing its sockets (kill -9 of a machine, a cut network) sends
+   * nothing more, and a connection to it would wait for ever, with the changefeeds on it. Each
+   * connection is pinged; one that does not answer in time is closed, so its queries fail,
+   * its feeds reopen elsewhere and the pool reconnects. (rethinkdb-ts's own pingInterval
+   * waits for its answer without a limit, so it notices only a socket that errors.)
+   */
+  function keepAlive(conn: Connection, server: DbServer): { stop(): void } {
+    let waiting: number | undefined;
+    const timer = setInterval(() => {
+      if (waiting !== undefined) {
+        if (Date.now() - waiting < heartbeat.timeoutMs) return;
+        log.warn({ db: `${server.host}:${server.port}`, silentMs: Date.now() - waiting }, 'database connection does not answer; closing it');
+        clearInterval(timer);
+        const i = open.indexOf(conn);
+        if (i >= 0) open.splice(i, 1);
+        void conn.close().catch(() => undefined);
+        return;
+      }
+      const sent = Date.now();
+      waiting = sent;
+      r.expr(1)
+        .run(conn)
+        .then(
+          () => {
+            if (waiting === sent) waiting = undefined;
+          },
+          () => undefined, // a failing connection closes, and is replaced
+        );
+    }, Math.min(heartbeat.everyMs, heartbeat.timeoutMs / 2));
+    timer.unref();
+    return { stop: () => clearInterval(timer) };
   }
 
   // A loop caught in a connection attempt during close() closes what it gets and ends by itself.
