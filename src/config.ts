@@ -81,6 +81,9 @@ const envSchema = z.object({
   /** how much later than its timestamp a message may commit, plus the clock difference
    *  between database nodes, with nothing lost on resume or backfill */
   REORDER_WINDOW_SECONDS: z.coerce.number().min(1, 'must be at least 1').max(300, 'must be at most 300').default(5),
+  /** how long a message is tried again while the database does not take writes (a cluster
+   *  electing a new primary), before the sender is told to send it again */
+  SEND_RETRY_SECONDS: z.coerce.number().min(0, 'must be at least 0').max(120, 'must be at most 120').default(10),
   /** a session unused this long ends (each use slides it) */
   SESSION_DAYS: int(1, 3650).default(30),
   /** Express's `trust proxy`: the number of proxies in front, `loopback`, or addresses/subnets;
@@ -109,6 +112,7 @@ const configSchema = envSchema.transform((e) => ({
   rateLimit: { burst: e.RATE_LIMIT_BURST, perSecond: e.RATE_LIMIT_PER_SECOND },
   schemaLockStaleMs: e.SCHEMA_LOCK_STALE_SECONDS * 1000,
   reorderWindowMs: e.REORDER_WINDOW_SECONDS * 1000,
+  sendRetryMs: e.SEND_RETRY_SECONDS * 1000,
   sessionDays: e.SESSION_DAYS,
   anonymousRooms: e.ANONYMOUS_ROOMS === '1',
   trustProxy: e.TRUST_PROXY === undefined ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : e.TRUST_PROXY,

@@ -37,7 +37,7 @@ const CONNECT_TIMEOUT_MS = 30_000;
 export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
   const log = deps.log ?? pino({ level: config.logLevel });
   const pool = openPool(config.database, { log });
-  const store = createMessageStore(pool, config.dbName);
+  const store = createMessageStore(pool, config.dbName, { retryWritesForMs: config.sendRetryMs });
   const accountStore = createAccountStore(pool, config.dbName);
   const roomStore = createRoomStore(pool, config.dbName);
   const access = createAccess({ rooms: roomStore, rules: { anonymousRooms: config.anonymousRooms } });
@@ -94,7 +94,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, historyLimit: config.historyLimit });
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
       server = createServer(createHttpApp({ log, ready, auth, rooms, people, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy }));
-      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, accounts, access, rooms: roomStore });
+      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore });
       realtime = rt;
       library = rt.library;
       // A session deleted anywhere (log-out, password change, a disabled user) closes its

@@ -1,9 +1,10 @@
 // Every query the chat makes on the messages table. Reads of a room are ranges of the
 // room_sent index ([room, sent, id]); nothing scans the table.
-import { r, type RCursor } from 'rethinkdb-ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isRethinkDBError, r, RethinkDBErrorType, type RCursor } from 'rethinkdb-ts';
 import { z } from 'zod';
 import { messageRow, type Message, type NewMessage } from '../chat/message.js';
-import type { Pool } from './pool.js';
+import { DbUnavailableError, type Pool } from './pool.js';
 import { MESSAGES } from './schema.js';
 
 /** One event of a room's feed: every change to the room's messages, from when it is ready. */
@@ -36,6 +37,27 @@ export class IdConflictError extends Error {
   override name = 'IdConflictError';
 }
 
+/** The database would not take a write for the whole retry time. */
+export class WriteTimeoutError extends Error {
+  override name = 'WriteTimeoutError';
+}
+
+/** Failures that pass: no connection, a connection lost, a table without a primary while a
+ *  cluster elects one. A write is tried again on these (by id, so never stored twice). */
+export function isTransient(e: unknown): boolean {
+  if (e instanceof DbUnavailableError) return true;
+  if (isRethinkDBError(e)) {
+    const passing: RethinkDBErrorType[] = [RethinkDBErrorType.CONNECTION, RethinkDBErrorType.TIMEOUT, RethinkDBErrorType.OP_FAILED, RethinkDBErrorType.OP_INDETERMINATE, RethinkDBErrorType.POOL_FAIL, RethinkDBErrorType.MASTER_POOL_FAIL];
+    if (passing.includes(e.type)) return true;
+  }
+  return e instanceof Error && /primary replica|not available|connection (was )?closed/i.test(e.message);
+}
+
+export interface MessageStoreOptions {
+  /** how long a write is tried again while the database is away (default 10 s) */
+  retryWritesForMs?: number;
+}
+
 // Times cross the wire as float seconds and come back as Dates cut to the millisecond, so an
 // index bound built from a Date may sit a hair off the stored value. A range starts a little
 // early, and the exact cut is made here.
@@ -53,7 +75,8 @@ const feedRow = z.union([
   z.object({ old_val: messageRow.nullish(), new_val: messageRow.nullish() }),
 ]);
 
-export function createMessageStore(pool: Pool, db: string): MessageStore {
+export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOptions = {}): MessageStore {
+  const retryForMs = opts.retryWritesForMs ?? 10_000;
   const table = () => r.db(db).table(MESSAGES);
   const rows = (raw: unknown[]) => raw.map((m) => messageRow.parse(m));
   const roomRange = (room: string, from: Date | undefined) =>
@@ -64,23 +87,39 @@ export function createMessageStore(pool: Pool, db: string): MessageStore {
     return row === null ? undefined : messageRow.parse(row);
   }
 
+  async function insertOnce(m: NewMessage): Promise<{ message: Message; duplicate: boolean }> {
+    const res = insertResult.parse(
+      await pool.run(
+        table().insert({ ...m, sent: r.now() }, { conflict: 'error', returnChanges: true }),
+      ),
+    );
+    const stored = res.changes?.[0]?.new_val;
+    if (res.inserted === 1 && stored) return { message: stored, duplicate: false };
+    if (res.first_error?.startsWith('Duplicate primary key')) {
+      const existing = await get(m.id);
+      if (existing && existing.room === m.room) return { message: existing, duplicate: true };
+      throw new IdConflictError(`message id ${m.id} is taken`);
+    }
+    throw new Error(`insert failed: ${res.first_error ?? 'no change returned'}`);
+  }
+
   return {
     get,
 
     async insert(m) {
-      const res = insertResult.parse(
-        await pool.run(
-          table().insert({ ...m, sent: r.now() }, { conflict: 'error', returnChanges: true }),
-        ),
-      );
-      const stored = res.changes?.[0]?.new_val;
-      if (res.inserted === 1 && stored) return { message: stored, duplicate: false };
-      if (res.first_error?.startsWith('Duplicate primary key')) {
-        const existing = await get(m.id);
-        if (existing && existing.room === m.room) return { message: existing, duplicate: true };
-        throw new IdConflictError(`message id ${m.id} is taken`);
+      // Tried again, with the same id, while the failure passes: a write that was stored but
+      // whose answer was lost comes back as the duplicate it is.
+      const deadline = Date.now() + retryForMs;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await insertOnce(m);
+        } catch (e) {
+          const wait = Math.min(1000, 50 * 2 ** attempt);
+          if (!isTransient(e)) throw e;
+          if (Date.now() + wait > deadline) throw new WriteTimeoutError(`the database did not take the message for ${Math.round(retryForMs / 1000)} s (${(e as Error).message})`);
+          await sleep(wait);
+        }
       }
-      throw new Error(`insert failed: ${res.first_error ?? 'no change returned'}`);
     },
 
     async latest(room, limit) {

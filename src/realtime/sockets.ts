@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { ANONYMOUS, isRoomId, type Access, type Checked, type Viewer } from '../chat/access.js';
 import { clientIdOf, parseFrame, toWire, type InboundFrame, type OutboundFrame, type Protocol } from '../chat/protocol.js';
 import type { Message } from '../chat/message.js';
-import { IdConflictError, type MessageStore } from '../db/messages.js';
+import { IdConflictError, WriteTimeoutError, type MessageStore } from '../db/messages.js';
 import type { Accounts } from '../accounts/service.js';
 import type { User } from '../accounts/schema.js';
 import type { Room } from '../rooms/schema.js';
@@ -28,6 +28,8 @@ export interface RealtimeOptions {
   rateLimit: { burst: number; perSecond: number };
   /** told to protocol-2 clients in hello: the span of `have` when they resume */
   reorderWindowMs: number;
+  /** how long the store tries a message again before giving up (told in the error) */
+  sendRetryMs: number;
   /** a socket's identity comes from the session cookie of its handshake */
   accounts: Accounts;
   /** every join and every post is asked here */
@@ -333,11 +335,23 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       }
     }
 
+    // A socket's messages are checked and stored one after another, in the order it sent
+    // them, so a message waiting for the database (a cluster electing a primary) is never
+    // overtaken by the one sent after it. The frame rate limit bounds the queue.
+    let sending: Promise<void> = Promise.resolve();
     function createMessage(m: Extract<InboundFrame, { type: 'createMessage' }>['message']): void {
-      asked(m.room, 'post', (may) => {
-        if (!may.ok) return send({ type: 'error', code: may.code, message: may.reason, clientId: m.id });
-        void store_(m);
-      });
+      sending = sending.then(
+        () =>
+          new Promise<void>((done) => {
+            asked(m.room, 'post', (may) => {
+              if (!may.ok) {
+                send({ type: 'error', code: may.code, message: may.reason, clientId: m.id });
+                return done();
+              }
+              void store_(m).finally(done);
+            });
+          }),
+      );
     }
 
     async function store_(m: Extract<InboundFrame, { type: 'createMessage' }>['message']): Promise<void> {
@@ -355,7 +369,8 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
           send({ type: 'error', code: 'id_conflict', message: 'that message id is taken; choose another', clientId: m.id });
         } else {
           log.warn({ err: String(e) }, 'could not store a message');
-          send({ type: 'error', code: 'unavailable', message: 'the message was not stored; send it again', clientId: m.id });
+          const why = e instanceof WriteTimeoutError ? `the database did not take it for ${Math.round(opts.sendRetryMs / 1000)} s` : 'the database failed';
+          send({ type: 'error', code: 'unavailable', message: `the message was not stored (${why}); send it again`, clientId: m.id });
         }
       }
     }

@@ -24,6 +24,8 @@ export interface ReqlServer {
   host: string;
   port: number;
   stats(): { connections: number; openFeeds: number };
+  /** tests only: every write fails for `ms` (as while a RethinkDB table has no primary) */
+  refuseWrites(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ export async function startReqlServer(opts: ReqlServerOptions = {}): Promise<Req
     host: wire.host,
     port: wire.port,
     stats: () => ({ connections: wire.connectionCount(), openFeeds: engine.stats().openFeeds }),
+    refuseWrites: (ms) => wire.refuseWrites(ms),
     async close() {
       await wire.close();
       await engine.close();

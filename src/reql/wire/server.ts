@@ -54,12 +54,21 @@ export async function startWireServer(opts: WireOptions) {
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();
   const maxQuery = opts.maxQueryBytes ?? 64 * 1024 * 1024;
   const sockets = new Set<net.Socket>();
+  let refusingWritesUntil = 0;
 
   const server = net.createServer((sock) => {
     sockets.add(sock);
     sock.setNoDelay(true);
     const cursors = new Map<bigint, Cursor>();
-    const context = connectionContext(opts.unkind);
+    const unkind = connectionContext(opts.unkind);
+    // Writes refused while refuseWrites() says so (tests: a table without a primary).
+    const context: QueryContext = {
+      ...unkind,
+      async beforeWrite() {
+        if (Date.now() < refusingWritesUntil) throw new ReqlError('Cannot perform write: primary replica for shard ["", +inf) not available', ResponseType.RUNTIME_ERROR, ErrorType.OP_FAILED);
+        await unkind.beforeWrite?.();
+      },
+    };
     const noreplyPending = new Set<Promise<unknown>>();
     let buf: Buffer = Buffer.alloc(0);
     let stage: 'magic' | 'first' | 'final' | 'ready' | 'closed' = 'magic';
@@ -260,6 +269,10 @@ export async function startWireServer(opts: WireOptions) {
     host: addr.address,
     port: addr.port,
     connectionCount: () => sockets.size,
+    /** For tests: every write fails for `ms`, as on RethinkDB while a table has no primary. */
+    refuseWrites(ms: number): void {
+      refusingWritesUntil = Date.now() + ms;
+    },
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
