@@ -88,6 +88,25 @@ if (!executablePath) {
     t.equal(await ann.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined, 'no script ran');
   });
 
+  t.test('formatting: the Markdown subset, and links only to http(s) and mailto', async (t) => {
+    const text = '**bold** _it_ ~~gone~~ `code` [site](https://example.test/x) [bad](javascript:window.__xss=2) https://bare.example.test';
+    await bob.fill('#body', text);
+    await bob.click('#send');
+    const last = '#messages .msg:last-child .body';
+    await ann.waitForSelector(`${last} strong`);
+    t.equal(await ann.textContent(`${last} strong`), 'bold');
+    t.equal(await ann.textContent(`${last} em`), 'it');
+    t.equal(await ann.textContent(`${last} s`), 'gone');
+    t.equal(await ann.textContent(`${last} code`), 'code');
+    const links = await ann.$$eval(`${last} a`, (els) => els.map((a) => ({ href: a.getAttribute('href'), rel: a.getAttribute('rel'), target: a.getAttribute('target') })));
+    t.same(links, [
+      { href: 'https://example.test/x', rel: 'noopener noreferrer nofollow', target: '_blank' },
+      { href: 'https://bare.example.test', rel: 'noopener noreferrer nofollow', target: '_blank' },
+    ], 'the link and the bare URL, opened apart; the javascript: one is left as text');
+    t.match(await ann.textContent(last), /\[bad\]\(javascript:window.__xss=2\)/);
+    t.equal(await ann.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined, 'no script ran');
+  });
+
   t.test('fits a phone-sized screen', async (t) => {
     const overflow = await ann.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     t.equal(overflow, 0, 'no horizontal scrolling at 390 px');

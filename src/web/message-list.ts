@@ -1,7 +1,9 @@
 // Draws a room's messages: confirmed ones in room order (a late one goes in its place),
 // pending ones below them; follows a reader at the bottom and leaves one reading history
-// alone, with a "new messages" button. User text is only ever set through textContent.
+// alone, with a "new messages" button. User text is set through textContent, except a
+// message's body, which is the Markdown subset of format.ts (never raw HTML).
 import type { WireMessage } from '../chat/wire.js';
+import { renderMessage } from './format.js';
 
 const authorName = (a: WireMessage['author'] | undefined) => (typeof a === 'string' ? a : a?.name) || 'Anonymous';
 
@@ -30,7 +32,7 @@ export function card(m: { id: string; body: string; author?: WireMessage['author
   meta.append(author, time);
   const body = document.createElement('div');
   body.className = 'body';
-  body.textContent = m.body;
+  body.innerHTML = renderMessage(m.body);
   li.append(meta, body);
   return li;
 }
