@@ -26,14 +26,30 @@ t.test('RoomHistory.resume: the newest held, and the ids within the window befor
   const h = new RoomHistory();
   t.same(h.resume(1000), {}, 'nothing held: a fresh join');
   for (const [id, ms] of [['old', 0], ['x', 5000], ['y', 5500], ['z', 6000]] as const) h.add(msg(id, ms));
-  t.same(h.resume(1000), { since: 'z', have: ['y', 'x'] });
-  t.same(h.resume(100), { since: 'z', have: [] });
-  t.same(h.resume(10_000), { since: 'z', have: ['y', 'x', 'old'] });
+  // No change held: changes are asked for since the oldest message held.
+  t.same(h.resume(1000), { since: 'z', have: ['y', 'x'], changedSince: at(0) });
+  t.same(h.resume(100), { since: 'z', have: [], changedSince: at(0) });
+  t.same(h.resume(10_000), { since: 'z', have: ['y', 'x', 'old'], changedSince: at(0) });
   const busy = new RoomHistory();
   for (let i = 0; i < MAX_HAVE + 50; i++) busy.add(msg(`m${String(i).padStart(5, '0')}`, i));
   const big = busy.resume(1e9);
   t.equal(big.have?.length, MAX_HAVE, `at most ${MAX_HAVE} ids, the newest`);
   t.equal(big.have?.[0], `m${String(MAX_HAVE + 48).padStart(5, '0')}`);
+});
+
+t.test('RoomHistory.change: the newest state of a held message wins; a resume asks from the newest change', async (t) => {
+  const h = new RoomHistory();
+  h.add(msg('a', 0));
+  h.add(msg('b', 10));
+  t.equal(h.change({ ...msg('zzz', 5), updated: at(100) }), -1, 'a message not held is not added by a change');
+  t.equal(h.change({ ...msg('b', 10), body: 'edited', edited: at(200), updated: at(200) }), 1);
+  t.equal(h.messages[1].body, 'edited');
+  t.equal(h.change({ ...msg('b', 10), body: 'older state', updated: at(150) }), -1, 'an older state after a newer one is ignored');
+  t.equal(h.change({ ...msg('b', 10), body: 'same time', updated: at(200) }), 1, 'the same time: taken (a state sent again)');
+  t.equal(h.change({ ...msg('a', 0), deleted: true, body: '', updated: at(300) }), 0);
+  t.same(h.resume(1000), { since: 'b', have: ['a'], changedSince: at(300) }, 'changes are asked for from the newest held');
+  h.clear();
+  t.same(h.resume(1000), {});
 });
 
 function harness() {
@@ -71,7 +87,7 @@ t.test('ClientSession: hello, join, history, live, and a resume after a reconnec
   t.same(events.splice(0), ['reset r', 'message a @0', 'message b @1', 'joined r', 'message c @2 live'], 'a message held or of another room is dropped');
   s.disconnected();
   s.connected();
-  t.same(written.splice(0), [{ type: 'hello', protocol: 2 }, { type: 'joinRoom', room: 'r', since: 'c', have: ['b'] }], 'resume: since the newest, with what is held in the window');
+  t.same(written.splice(0), [{ type: 'hello', protocol: 2 }, { type: 'joinRoom', room: 'r', since: 'c', have: ['b'], changedSince: at(0) }], 'resume: since the newest, with what is held in the window');
   rx({ type: 'joined', room: 'r', resumed: true, messages: [msg('late', 1200), msg('d', 1700)] });
   t.same(events.splice(0), ['message late @2', 'message d @4', 'joined r resumed'], 'a resumed history adds; a late one goes in its place');
   t.same(s.history.messages.map((m) => m.id), ['a', 'b', 'late', 'c', 'd']);

@@ -35,10 +35,16 @@ export const sessionRow = z.object({
 });
 export type Session = z.output<typeof sessionRow>;
 
+export const DELETED_MESSAGES = ['tombstone', 'hide'] as const;
+
 export const settingsRow = z.object({
   id: z.literal('settings'),
   name: z.string(),
   registration: z.enum(REGISTRATION_MODES),
+  /** authors may edit a message for this many minutes after sending it (0: always) */
+  editWindowMinutes: z.number().int().min(0).max(525_600).default(0),
+  /** a deleted message shows as "message deleted", or is hidden */
+  deletedMessages: z.enum(DELETED_MESSAGES).default('tombstone'),
 });
 export type Settings = z.output<typeof settingsRow>;
 

@@ -77,6 +77,50 @@ export function decide(viewer: Viewer, room: Room | undefined, isMember: boolean
   }
 }
 
+export const MESSAGE_ACTIONS = ['edit', 'delete', 'react'] as const;
+export type MessageAction = (typeof MESSAGE_ACTIONS)[number];
+
+/** What the rule needs of a message. */
+export interface MessageFacts {
+  room: string;
+  authorId?: string;
+  sent: Date;
+  deleted?: boolean;
+}
+
+export interface MessageRules {
+  /** authors may edit for this long after sending (0: always) */
+  editWindowMs: number;
+}
+
+/**
+ * The rule for a message: a viewer who may not read its room gets not_found, as for a message
+ * that does not exist. Authors edit their own (within the edit window) and delete their own;
+ * the room's owner and admins (who may manage the room) delete any; members react. Nothing
+ * changes in an archived room, and a deleted message is only deleted.
+ */
+export function decideMessage(viewer: Viewer, room: Room | undefined, isMember: boolean, message: MessageFacts | undefined, action: MessageAction, rules: AccessRules & MessageRules, now = Date.now()): Decision {
+  const read = decide(viewer, room, isMember, 'read', rules);
+  if (!read.ok) return read;
+  if (!room || !message || message.room !== room.id) return { ok: false, code: 'not_found', reason: 'no such message' };
+  const user = viewer.user!;
+  const own = message.authorId !== undefined && message.authorId === user.id;
+  if (room.archived) return no('the room is archived: read-only');
+  if (message.deleted && action !== 'delete') return no('the message was deleted');
+  switch (action) {
+    case 'edit':
+      if (!own) return no('only its author edits a message');
+      if (!isMember) return no('you are not in this room');
+      if (rules.editWindowMs > 0 && now - message.sent.getTime() > rules.editWindowMs) return no(`messages can be edited for ${Math.round(rules.editWindowMs / 60_000)} minutes after they are sent`);
+      return ALLOW;
+    case 'delete':
+      if (own && isMember) return ALLOW;
+      return decide(viewer, room, isMember, 'manage', rules).ok ? ALLOW : no("only its author, the room's owner or an admin deletes a message");
+    case 'react':
+      return isMember ? ALLOW : no(room.kind === 'channel' ? 'join the channel first' : 'you are not in this room');
+  }
+}
+
 /** Account rooms have UUID ids; any other id is an open room's name. */
 export const isRoomId = (id: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id);
 
@@ -85,6 +129,8 @@ export function openRoom(name: string): Room {
 }
 
 export type Checked = { ok: true; room: Room; isMember: boolean } | { ok: false; code: 'not_found' | 'forbidden'; reason: string };
+
+export type CheckedMessage = Checked;
 
 export type Access = ReturnType<typeof createAccess>;
 
@@ -108,6 +154,15 @@ export function createAccess(opts: { rooms: RoomStore; rules: AccessRules }) {
       const room = await rooms.room(roomId);
       const isMember = Boolean(room && viewer.user && (await rooms.member(room.id, viewer.user.id)));
       const d = decide(viewer, room, isMember, action, rules);
+      if (!d.ok) return d;
+      return room ? { ok: true, room, isMember } : { ok: false, code: 'not_found', reason: 'no such room' };
+    },
+    /** May `viewer` do `action` with message `messageId` of room `roomId`? */
+    async checkMessage(viewer: Viewer, roomId: string, message: (MessageFacts & { id: string }) | undefined, action: MessageAction, messageRules: MessageRules): Promise<CheckedMessage> {
+      if (!isRoomId(roomId)) return { ok: false, code: 'not_found', reason: 'no such room' };
+      const room = await rooms.room(roomId);
+      const isMember = Boolean(room && viewer.user && (await rooms.member(room.id, viewer.user.id)));
+      const d = decideMessage(viewer, room, isMember, message, action, { ...rules, ...messageRules });
       if (!d.ok) return d;
       return room ? { ok: true, room, isMember } : { ok: false, code: 'not_found', reason: 'no such room' };
     },

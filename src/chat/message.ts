@@ -22,8 +22,20 @@ export const messageRow = z.object({
   sent: z.date(),
   /** a system message about the room itself (someone added or removed) */
   event: messageEvent.optional(),
+  /** the database's clock at the last change (an edit, a deletion, a reaction); absent on a
+   *  message never changed. Catch-up after a reconnect is a range of [room, updated, id]. */
+  updated: z.date().optional(),
+  /** when its author last edited it */
+  edited: z.date().optional(),
+  /** deleted: its text is gone (body ''), the row stays as a tombstone */
+  deleted: z.boolean().optional(),
+  /** who reacted with what: emoji -> user ids, each once */
+  reactions: z.record(z.string(), z.array(z.string())).optional(),
 });
 export type Message = z.output<typeof messageRow>;
+
+/** The most kinds of reaction one message holds. */
+export const MAX_REACTION_KINDS = 50;
 
 /** What the app hands the database; `sent` is added there. */
 export interface NewMessage {

@@ -54,13 +54,16 @@ export const inboundFrame = z.discriminatedUnion('type', [
     /** protocol 2, with `since`: the ids this client holds from `reorderWindowMs` before
      *  `since` on, which the server then does not send again */
     have: z.array(messageId).max(LIMITS.have, `must list at most ${LIMITS.have} ids`).optional(),
+    /** protocol 2: the newest change (`updated`) this client holds in the room: changes from
+     *  `reorderWindowMs` before it on come as messageChanged frames */
+    changedSince: z.iso.datetime({ offset: true }).optional(),
   }),
   z.object({ type: z.literal('leaveRoom') }),
   /** protocol 2, signed in: follow every room the user is in; resume those named */
   z.object({
     type: z.literal('watch'),
     rooms: z
-      .record(messageId, z.object({ since: messageId.optional(), have: z.array(messageId).max(LIMITS.have).optional() }))
+      .record(messageId, z.object({ since: messageId.optional(), have: z.array(messageId).max(LIMITS.have).optional(), changedSince: z.iso.datetime({ offset: true }).optional() }))
       .refine((r) => Object.keys(r).length <= 500, 'at most 500 rooms')
       .optional(),
   }),
@@ -121,5 +124,11 @@ export function toWire(m: Message, protocol: Protocol): WireMessage {
     sent: m.sent.toISOString(),
   };
   if (m.event) w.event = m.event;
+  if (protocol === 2) {
+    if (m.updated) w.updated = m.updated.toISOString();
+    if (m.edited) w.edited = m.edited.toISOString();
+    if (m.deleted) w.deleted = true;
+    if (m.reactions && Object.keys(m.reactions).length > 0) w.reactions = m.reactions;
+  }
   return w;
 }

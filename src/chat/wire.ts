@@ -30,6 +30,14 @@ export interface WireMessage {
   sent: string;
   /** a system message: someone was added to or removed from the room */
   event?: { type: 'member_added' | 'member_removed'; userId: string };
+  /** protocol 2: the database's clock at its last change; a newer state replaces an older */
+  updated?: string;
+  /** protocol 2: when its author last edited it */
+  edited?: string;
+  /** protocol 2: deleted (the text is gone) */
+  deleted?: true;
+  /** protocol 2: emoji -> the ids of who reacted with it */
+  reactions?: Record<string, string[]>;
 }
 
 /** A room as the sidebar shows it. */
@@ -49,6 +57,8 @@ export type OutboundFrame =
    *  span of `have` in a resuming joinRoom */
   | { type: 'hello'; protocol: 2; reorderWindowMs: number }
   | { type: 'deliverMessage'; message: WireMessage }
+  /** protocol 2: a message held changed (edited, deleted, reacted to): its whole new state */
+  | { type: 'messageChanged'; message: WireMessage }
   /** protocol 2: history of a room just joined, oldest first; `resumed` means it continues from `since` */
   | { type: 'joined'; room: string; resumed: boolean; messages: WireMessage[] }
   | { type: 'ack'; clientId?: string; id: string; room: string; sent: string }
@@ -66,4 +76,10 @@ export type OutboundFrame =
 /** The one room order on the wire, as clients apply it: server time, then id. */
 export function compareWire(a: Pick<WireMessage, 'sent' | 'id'>, b: Pick<WireMessage, 'sent' | 'id'>): number {
   return Date.parse(a.sent) - Date.parse(b.sent) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** True when `next` is a newer state of the message than `held` (or as new): apply it. */
+export function isNewerState(held: Pick<WireMessage, 'updated'>, next: Pick<WireMessage, 'updated'>): boolean {
+  if (next.updated === undefined) return held.updated === undefined;
+  return held.updated === undefined || Date.parse(next.updated) >= Date.parse(held.updated);
 }

@@ -7,16 +7,36 @@
 // - a resume that asks for everything that may have been missed (from the reorder window
 //   before the newest message held) and lists what is held, so nothing comes twice;
 // - sends with ids chosen here, resent with the same id until acknowledged, so a message is
-//   stored once whatever happens to the connection.
-import { compareWire, type OutboundFrame, type WireMessage } from '../chat/wire.js';
+//   stored once whatever happens to the connection;
+// - changes (edits, deletions, reactions) applied by their `updated` time, newest wins, and
+//   asked for again on a resume from the newest change held, so a client that was away
+//   comes back to the state a fresh load shows.
+import { compareWire, isNewerState, type OutboundFrame, type WireMessage } from '../chat/wire.js';
 
 /** How many held ids a resume lists at most (the server's limit). */
 export const MAX_HAVE = 1000;
 
-/** One room's messages in room order, each once. */
+/** One room's messages in room order, each once, each in its newest known state. */
 export class RoomHistory {
   private readonly list: WireMessage[] = [];
   private readonly ids = new Set<string>();
+  /** the newest `updated` among the messages held (ISO), for a resume's changedSince */
+  private newestChange: string | undefined;
+
+  private noteChange(m: WireMessage): void {
+    if (m.updated !== undefined && (this.newestChange === undefined || Date.parse(m.updated) > Date.parse(this.newestChange))) this.newestChange = m.updated;
+  }
+
+  /** Replaces a held message by a newer state of it; returns its index, or -1 (not held, or
+   *  not newer than what is held). */
+  change(m: WireMessage): number {
+    if (!this.ids.has(m.id)) return -1;
+    const i = this.list.findIndex((x) => x.id === m.id);
+    if (i < 0 || !isNewerState(this.list[i], m)) return -1;
+    this.list[i] = m;
+    this.noteChange(m);
+    return i;
+  }
 
   get messages(): readonly WireMessage[] {
     return this.list;
@@ -30,6 +50,7 @@ export class RoomHistory {
   add(m: WireMessage): number {
     if (this.ids.has(m.id)) return -1;
     this.ids.add(m.id);
+    this.noteChange(m);
     const list = this.list;
     let lo = 0;
     let hi = list.length;
@@ -49,13 +70,16 @@ export class RoomHistory {
   clear(): void {
     this.list.length = 0;
     this.ids.clear();
+    this.newestChange = undefined;
   }
 
   /** The joinRoom fields of a resume: the newest message held, and the ids held from
    *  `windowMs` before it on (the newest MAX_HAVE of them). */
-  resume(windowMs: number): { since?: string; have?: string[] } {
+  resume(windowMs: number): { since?: string; have?: string[]; changedSince?: string } {
     const newest = this.list.at(-1);
     if (!newest) return {};
+    // Changes since the newest one held, or, when none is held, since the oldest message held.
+    const changedSince = this.newestChange ?? this.list[0].sent;
     const from = Date.parse(newest.sent) - windowMs;
     const have: string[] = [];
     for (let i = this.list.length - 2; i >= 0 && have.length < MAX_HAVE; i--) {
@@ -63,7 +87,7 @@ export class RoomHistory {
       if (Date.parse(m.sent) < from) break;
       have.push(m.id);
     }
-    return { since: newest.id, have };
+    return { since: newest.id, have, changedSince };
   }
 }
 
@@ -78,6 +102,8 @@ export interface PendingSend {
 export interface SessionEvents {
   /** a message entered the room's history at `index`; `live` unless it came with a join */
   message?(m: WireMessage, index: number, live: boolean): void;
+  /** a held message changed (edited, deleted, reacted to): its new state, at `index` */
+  changed?(m: WireMessage, index: number): void;
   /** the room's history was replaced by fresh history (a first join, or a gap too long) */
   reset?(room: string): void;
   /** the history of a join arrived */
@@ -177,6 +203,12 @@ export class ClientSession {
       case 'deliverMessage':
         if (f.message.room === this.room) this.add(f.message, true);
         return;
+      case 'messageChanged': {
+        if (f.message.room !== this.room) return;
+        const index = this.history.change(f.message);
+        if (index >= 0) ev.changed?.(this.history.messages[index], index);
+        return;
+      }
       case 'ack': {
         const p = f.clientId === undefined ? undefined : this.pending.get(f.clientId);
         if (p) this.settle(p, f.id);
@@ -238,7 +270,7 @@ export class ClientSession {
     this.opts.events?.acked?.(p, storedAs);
   }
 
-  private writeJoin(room: string, resume: { since?: string; have?: string[] }): void {
+  private writeJoin(room: string, resume: { since?: string; have?: string[]; changedSince?: string }): void {
     this.opts.write(resume.since === undefined ? { type: 'joinRoom', room } : { type: 'joinRoom', room, ...resume });
   }
 

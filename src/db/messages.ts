@@ -1,9 +1,9 @@
 // Every query the chat makes on the messages table. Reads of a room are ranges of the
 // room_sent index ([room, sent, id]); nothing scans the table.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRethinkDBError, r, RethinkDBErrorType, type RCursor } from 'rethinkdb-ts';
+import { isRethinkDBError, r, RethinkDBErrorType, type RCursor, type RDatum } from 'rethinkdb-ts';
 import { z } from 'zod';
-import { messageRow, type Message, type NewMessage } from '../chat/message.js';
+import { MAX_REACTION_KINDS, messageRow, type Message, type NewMessage } from '../chat/message.js';
 import { DbUnavailableError, type Pool } from './pool.js';
 import { MESSAGES } from './schema.js';
 
@@ -29,8 +29,24 @@ export interface MessageStore {
   range(room: string, from: Date, limit: number): Promise<Message[]>;
   /** Every change to the room's messages, live (no initial values). */
   changes(room: string): Promise<FeedCursor>;
+  /** The room's messages before (`older`) or from (`newer`) the anchor message in room order,
+   *  the nearest `limit`, oldest first: an index cursor at any depth. */
+  page(room: string, anchor: Message, direction: 'older' | 'newer', limit: number): Promise<Message[]>;
+  /** Messages of the room changed at `from` or later (edits, deletions, reactions), oldest
+   *  change first, at most `limit`. */
+  changedSince(room: string, from: Date, limit: number): Promise<Message[]>;
+  /** Replaces the text of a message that is not deleted; undefined when it is gone or deleted. */
+  edit(id: string, body: string): Promise<Message | undefined>;
+  /** Deletes a message's text and reactions, leaving a tombstone. */
+  remove(id: string): Promise<Message | undefined>;
+  /** Adds (on) or takes away a user's reaction. Refused past MAX_REACTION_KINDS kinds. */
+  react(id: string, userId: string, emoji: string, on: boolean): Promise<Message | undefined>;
   /** A cheap read that fails unless the database and table answer. */
   ping(): Promise<void>;
+}
+
+export class TooManyReactionsError extends Error {
+  override name = 'TooManyReactionsError';
 }
 
 export class IdConflictError extends Error {
@@ -85,6 +101,14 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
   async function get(id: string): Promise<Message | undefined> {
     const row: unknown = await pool.run(table().get(id));
     return row === null ? undefined : messageRow.parse(row);
+  }
+
+  /** The row after an update or replace with returnChanges 'always', if it passes `ok`. */
+  function changed(res: unknown, ok: (m: Message) => boolean): Message | undefined {
+    const parsed = z.object({ first_error: z.string().optional(), changes: z.array(z.object({ new_val: messageRow.nullable() })).optional() }).parse(res);
+    if (parsed.first_error) throw new Error(parsed.first_error);
+    const m = parsed.changes?.[0]?.new_val ?? undefined;
+    return m && ok(m) ? m : undefined;
   }
 
   async function insertOnce(m: NewMessage): Promise<{ message: Message; duplicate: boolean }> {
@@ -148,6 +172,77 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
           }
         },
       };
+    },
+
+    async page(room, anchor, direction, limit) {
+      const at = [room, anchor.sent, anchor.id];
+      if (direction === 'older') {
+        const raw: unknown[] = await pool.run(
+          table().between([room, r.minval], at, { index: 'room_sent', rightBound: 'open' }).orderBy({ index: r.desc('room_sent') }).limit(limit),
+        );
+        return rows(raw).reverse();
+      }
+      const raw: unknown[] = await pool.run(
+        table().between(at, [room, r.maxval], { index: 'room_sent', leftBound: 'open' }).orderBy({ index: r.asc('room_sent') }).limit(limit),
+      );
+      return rows(raw);
+    },
+
+    async changedSince(room, from, limit) {
+      const raw: unknown[] = await pool.run(
+        table().between([room, new Date(from.getTime() - MARGIN_MS)], [room, r.maxval], { index: 'room_updated' }).orderBy({ index: r.asc('room_updated') }).limit(limit),
+      );
+      return rows(raw);
+    },
+
+    async edit(id, body) {
+      return changed(
+        await pool.run(
+          table()
+            .get(id)
+            .update((m: RDatum) => r.branch(m('deleted').default(false), {}, { body, edited: r.now(), updated: r.now() }), { returnChanges: 'always' }),
+        ),
+        (m) => !m.deleted,
+      );
+    },
+
+    async remove(id) {
+      return changed(
+        await pool.run(
+          table()
+            .get(id)
+            .replace((m: RDatum) => r.branch(m.eq(null), null, m.without('reactions').merge({ body: '', deleted: true, updated: r.now() })), { returnChanges: 'always' }),
+        ),
+        () => true,
+      );
+    },
+
+    async react(id, userId, emoji, on) {
+      const res = await pool.run(
+        table()
+          .get(id)
+          .replace(
+            (m: RDatum) => {
+              const all = m('reactions').default({});
+              const who = all(emoji).default([]);
+              const next = on ? who.setInsert(userId) : who.setDifference([userId]);
+              const full = all.keys().count().ge(MAX_REACTION_KINDS).and(all.hasFields(emoji).not());
+              return r.branch(
+                m.eq(null).or(m('deleted').default(false)),
+                m,
+                r.branch(on ? full : false, r.error('too many kinds of reaction'), m.without('reactions').merge({ updated: r.now(), reactions: r.branch(next.isEmpty(), all.without(emoji), all.merge(r.object(emoji, next))) })),
+              );
+            },
+            { returnChanges: 'always' },
+          ),
+      );
+      try {
+        return changed(res, (m) => !m.deleted);
+      } catch (e) {
+        // r.error inside a write is the write's first_error.
+        if (e instanceof Error && /too many kinds of reaction/.test(e.message)) throw new TooManyReactionsError(`a message holds at most ${MAX_REACTION_KINDS} kinds of reaction`);
+        throw e;
+      }
     },
 
     async ping() {

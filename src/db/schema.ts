@@ -32,6 +32,10 @@ const TABLES: Record<string, Record<string, (row: RDatum) => unknown>> = {
     // One room's messages in the one order every client shows: by the database's clock,
     // ties broken by id. History, resume and backfill are all ranges of this index.
     room_sent: (m: RDatum) => [m('room'), m('sent'), m('id')],
+    // What changed in a room (edits, deletions, reactions), by the database's clock at the
+    // change: a reconnecting client catches up on these. Messages never changed have no
+    // `updated` and are not in it.
+    room_updated: (m: RDatum) => [m('room'), m('updated'), m('id')],
   },
   [USERS]: {},
   [CLAIMS]: {},

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import express from 'express';
 import { z } from 'zod';
-import { atLeast, displayName, password, REGISTRATION_MODES, ROLES, type User } from '../accounts/schema.js';
+import { atLeast, DELETED_MESSAGES, displayName, password, REGISTRATION_MODES, ROLES, type Settings, type User } from '../accounts/schema.js';
 import { hashToken, type Accounts } from '../accounts/service.js';
 import type { AccountStore } from '../accounts/store.js';
 import type { RoomStore } from '../rooms/store.js';
@@ -16,7 +16,10 @@ const userPatch = z
   .object({ role: z.enum(ROLES), disabled: z.boolean(), displayName })
   .partial()
   .refine((p) => Object.keys(p).length > 0, 'name at least one of role, disabled, displayName');
-const settingsPatch = z.object({ name: displayName, registration: z.enum(REGISTRATION_MODES) }).partial();
+const settingsPatch = z
+  .object({ name: displayName, registration: z.enum(REGISTRATION_MODES), editWindowMinutes: z.number().int().min(0).max(525_600), deletedMessages: z.enum(DELETED_MESSAGES) })
+  .partial();
+const viewSettings = (s: Settings) => ({ name: s.name, registration: s.registration, editWindowMinutes: s.editWindowMinutes, deletedMessages: s.deletedMessages });
 const newInvite = z.object({
   maxUses: z.number().int().min(1).max(10_000).default(1),
   days: z.number().min(0.01).max(365).default(7),
@@ -70,15 +73,13 @@ export function peopleApi(opts: { accounts: Accounts; users: AccountStore; rooms
   }));
 
   router.get('/api/workspace', route('user', async () => {
-    const s = await users.settings();
-    return { workspace: { name: s.name, registration: s.registration } };
+    return { workspace: viewSettings(await users.settings()) };
   }));
 
   router.patch('/api/workspace', route('admin', async (req) => {
     const parsed = settingsPatch.safeParse(req.body);
     if (!parsed.success) throw invalid(parsed.error);
-    const s = await users.updateSettings(parsed.data);
-    return { workspace: { name: s.name, registration: s.registration } };
+    return { workspace: viewSettings(await users.updateSettings(parsed.data)) };
   }));
 
   router.post('/api/invites', route('admin', async (req, res, me) => {

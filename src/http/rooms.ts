@@ -1,14 +1,16 @@
 // The rooms API under /api: the sidebar, browsing channels, creating rooms and DMs, joining,
-// leaving, members, renaming and archiving, deleting, history and posting. Every route asks
+// leaving, members, renaming and archiving, deleting, history (paged by index cursor) and
+// posting, editing, deleting and reacting to messages. Every route asks
 // the access module; a room the viewer may not see is a 404, exactly as a room that does
 // not exist. Bodies are parsed by the schemas in src/rooms/schema.ts.
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
-import { isRoomId, type Access, type Action, type Checked, type Viewer } from '../chat/access.js';
-import { messageBody, toWire } from '../chat/protocol.js';
+import { isRoomId, type Access, type Action, type Checked, type MessageAction, type Viewer } from '../chat/access.js';
+import { messageBody, text, toWire } from '../chat/protocol.js';
+import type { Message } from '../chat/message.js';
 import type { AccountStore } from '../accounts/store.js';
-import { IdConflictError, type MessageStore } from '../db/messages.js';
+import { IdConflictError, TooManyReactionsError, type MessageStore } from '../db/messages.js';
 import { newDm, newRoom, roomPatch, MAX_DM_PEOPLE, type Room } from '../rooms/schema.js';
 import { RoomNameTakenError, type RoomStore } from '../rooms/store.js';
 import { apiRoute, ApiError, invalid } from './api.js';
@@ -23,6 +25,20 @@ export interface RoomsApiOptions {
 }
 
 const postBody = z.object({ id: z.uuid('must be a UUID').optional(), body: messageBody });
+const editBody = z.object({ body: messageBody });
+/** an emoji (or a :short_code:): one short token, no spaces or control characters */
+const emoji = text().min(1, 'must not be empty').max(32, 'must be at most 32 characters').regex(/^[^\s\p{Cc}]+$/u, 'must be one emoji or :code:, without spaces');
+const reactionBody = z.object({ emoji });
+const PAGE_MAX = 100;
+const historyQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(PAGE_MAX).optional(),
+  /** the page before this message (scrolling up) */
+  before: z.string().min(1).max(128).optional(),
+  /** the page after it */
+  after: z.string().min(1).max(128).optional(),
+  /** this message with context on both sides (a permalink) */
+  around: z.string().min(1).max(128).optional(),
+}).refine((q) => [q.before, q.after, q.around].filter((x) => x !== undefined).length <= 1, 'give at most one of before, after, around');
 
 const err = (status: number, code: string, message: string) => new ApiError(status, code, message);
 
@@ -163,10 +179,84 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
     return undefined;
   }));
 
+  // History: the newest page, or a page before/after a message, or a message with context
+  // (a permalink): index cursors on [room, sent, id], the same cost at any depth. `more`
+  // says whether there is more in that direction (at the room's first message, there is not).
   router.get('/api/rooms/:id/messages', route(async (req, _res, viewer) => {
     const c = await allowed(viewer, param(req, 'id'), 'read');
-    const limit = Math.min(opts.historyLimit, Math.max(1, Number(req.query.limit ?? opts.historyLimit) || opts.historyLimit));
-    return { messages: (await messages.latest(c.room.id, limit)).map((m) => toWire(m, 2)) };
+    const q = historyQuery.safeParse(req.query);
+    if (!q.success) throw invalid(q.error);
+    const limit = q.data.limit ?? Math.min(opts.historyLimit, PAGE_MAX);
+    const wire = (list: Message[]) => list.map((m) => toWire(m, 2));
+    const anchorId = q.data.before ?? q.data.after ?? q.data.around;
+    if (anchorId === undefined) {
+      const list = await messages.latest(c.room.id, limit + 1);
+      return { messages: wire(list.slice(-limit)), more: { older: list.length > limit, newer: false } };
+    }
+    const anchor = await messages.get(anchorId);
+    if (!anchor || anchor.room !== c.room.id) throw err(404, 'not_found', 'no such message in this room');
+    if (q.data.before !== undefined) {
+      const list = await messages.page(c.room.id, anchor, 'older', limit + 1);
+      return { messages: wire(list.slice(-limit)), more: { older: list.length > limit, newer: true } };
+    }
+    if (q.data.after !== undefined) {
+      const list = await messages.page(c.room.id, anchor, 'newer', limit + 1);
+      return { messages: wire(list.slice(0, limit)), more: { older: true, newer: list.length > limit } };
+    }
+    const half = Math.max(1, Math.floor(limit / 2));
+    const [older, newer] = await Promise.all([messages.page(c.room.id, anchor, 'older', half + 1), messages.page(c.room.id, anchor, 'newer', half + 1)]);
+    return { messages: wire([...older.slice(-half), anchor, ...newer.slice(0, half)]), more: { older: older.length > half, newer: newer.length > half } };
+  }));
+
+  /** The message and the rule's answer for it; a refusal is thrown as the API's error. */
+  async function messageAllowed(req: Request, viewer: Viewer, action: MessageAction): Promise<{ room: Room; message: Message }> {
+    const roomId = param(req, 'id');
+    const message = await messages.get(param(req, 'messageId'));
+    const settings = await users.settings();
+    const facts = message && { id: message.id, room: message.room, authorId: 'id' in message.author ? message.author.id : undefined, sent: message.sent, deleted: message.deleted };
+    const c = await access.checkMessage(viewer, roomId, facts, action, { editWindowMs: settings.editWindowMinutes * 60_000 });
+    if (!c.ok) throw c.code === 'not_found' ? err(404, 'not_found', c.reason === 'no such message' ? 'no such message in this room' : 'no such room') : err(403, 'forbidden', c.reason);
+    if (!message) throw err(404, 'not_found', 'no such message in this room');
+    return { room: c.room, message };
+  }
+  const gone = () => err(404, 'not_found', 'no such message in this room');
+
+  router.patch('/api/rooms/:id/messages/:messageId', route(async (req, _res, viewer) => {
+    const { message } = await messageAllowed(req, viewer, 'edit');
+    const parsed = editBody.safeParse(req.body);
+    if (!parsed.success) throw invalid(parsed.error);
+    const edited = await messages.edit(message.id, parsed.data.body);
+    if (!edited) throw gone();
+    return { message: toWire(edited, 2) };
+  }));
+
+  router.delete('/api/rooms/:id/messages/:messageId', route(async (req, _res, viewer) => {
+    const { message } = await messageAllowed(req, viewer, 'delete');
+    if (!(await messages.remove(message.id))) throw gone();
+    return undefined;
+  }));
+
+  router.post('/api/rooms/:id/messages/:messageId/reactions', route(async (req, _res, viewer) => {
+    const { message } = await messageAllowed(req, viewer, 'react');
+    const parsed = reactionBody.safeParse(req.body);
+    if (!parsed.success) throw invalid(parsed.error);
+    try {
+      const m = await messages.react(message.id, viewer.user!.id, parsed.data.emoji, true);
+      if (!m) throw gone();
+      return { message: toWire(m, 2) };
+    } catch (e) {
+      if (e instanceof TooManyReactionsError) throw err(409, 'too_many', e.message);
+      throw e;
+    }
+  }));
+
+  router.delete('/api/rooms/:id/messages/:messageId/reactions/:emoji', route(async (req, _res, viewer) => {
+    const { message } = await messageAllowed(req, viewer, 'react');
+    const parsed = reactionBody.safeParse({ emoji: param(req, 'emoji') });
+    if (!parsed.success) throw invalid(parsed.error);
+    const m = await messages.react(message.id, viewer.user!.id, parsed.data.emoji, false);
+    if (!m) throw gone();
+    return { message: toWire(m, 2) };
   }));
 
   router.post('/api/rooms/:id/messages', route(async (req, res, viewer) => {

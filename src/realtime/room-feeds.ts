@@ -31,6 +31,9 @@ export interface Subscriber {
   restart(history: Message[], unseen: Message[]): void;
   /** The room could not be opened (the database failed); the subscriber is dropped. */
   fail(reason: string): void;
+  /** A message of the room changed (edited, deleted, reacted to): its whole new state. May
+   *  come more than once, and an older state after a newer one: keep the newest `updated`. */
+  changed?(message: Message): void;
 }
 
 export interface JoinOptions {
@@ -38,6 +41,8 @@ export interface JoinOptions {
   since?: string;
   /** ids the subscriber holds from `reorderWindowMs` before `since` on: not sent again */
   have?: readonly string[];
+  /** the newest change the subscriber holds (ISO): changes from the window before it on are sent */
+  changedSince?: string;
 }
 
 export interface RoomFeeds {
@@ -80,6 +85,8 @@ interface Room {
   /** ids delivered recently (newer than newest - 2 * reorder window) or in the window, with sent ms */
   seen: Map<string, number>;
   newest?: Message;
+  /** the database's clock of the newest change or message seen: a backfill of changes starts a window before it */
+  changeMark?: number;
   forgetAt: number;
   /** the window has been filled once: joins are served */
   ready: boolean;
@@ -98,7 +105,19 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
   const running = new Set<Promise<void>>();
   let lateBeyondWindow = 0;
 
+  function mark(room: Room, m: Message): void {
+    const at = Math.max(m.sent.getTime(), m.updated?.getTime() ?? 0);
+    if (room.changeMark === undefined || at > room.changeMark) room.changeMark = at;
+  }
+
+  /** A change of a message: every started subscriber gets the new state. */
+  function broadcastChange(room: Room, m: Message): void {
+    mark(room, m);
+    for (const [sub, st] of room.subs) if (st.started && !st.buffer) safely(() => sub.changed?.(m));
+  }
+
   function remember(room: Room, m: Message): boolean {
+    mark(room, m);
     if (room.seen.has(m.id)) return false;
     room.seen.set(m.id, m.sent.getTime());
     if (!room.newest || compareMessages(m, room.newest) > 0) room.newest = m;
@@ -168,7 +187,10 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
   function apply(room: Room, oldVal: Message | undefined, newVal: Message | undefined): void {
     if (newVal && !oldVal) arrive(room, newVal);
     else if (oldVal && !newVal) room.window = room.window.filter((m) => m.id !== oldVal.id);
-    else if (oldVal && newVal) room.window = room.window.map((m) => (m.id === newVal.id ? newVal : m));
+    else if (oldVal && newVal) {
+      room.window = room.window.map((m) => (m.id === newVal.id ? newVal : m));
+      broadcastChange(room, newVal);
+    }
     forget(room);
   }
 
@@ -177,13 +199,33 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
     return room.complete || (room.window.length > 0 && room.window[0].sent.getTime() < fromMs);
   }
 
-  function serve(room: Room, sub: Subscriber, { since, have }: JoinOptions): void {
+  /** What changed since the subscriber's newest change, once its history is sent. */
+  function sendChanges(room: Room, sub: Subscriber, changedSince: string | undefined): void {
+    if (changedSince === undefined || !sub.changed) return;
+    const from = new Date(Date.parse(changedSince) - reorderWindowMs);
+    void store.changedSince(room.name, from, maxResume).then(
+      (changes) => {
+        if (!room.subs.get(sub)?.started) return;
+        for (const m of changes) safely(() => sub.changed?.(m));
+      },
+      (e: unknown) => log.warn({ room: room.name, err: String(e) }, 'could not read the changes a subscriber missed'),
+    );
+  }
+
+  function serve(room: Room, sub: Subscriber, opts: JoinOptions): void {
+    const served = serveHistory(room, sub, opts);
+    if (served) void served.then(() => sendChanges(room, sub, opts.changedSince));
+    else sendChanges(room, sub, opts.changedSince);
+  }
+
+  /** Sends the subscriber its history; a promise when that needs the database first. */
+  function serveHistory(room: Room, sub: Subscriber, { since, have }: JoinOptions): Promise<void> | undefined {
     const st = room.subs.get(sub);
-    if (!st) return;
+    if (!st) return undefined;
     if (since === undefined) {
       st.started = true;
       safely(() => sub.start(room.window.slice(), false));
-      return;
+      return undefined;
     }
     const held = new Set(have);
     held.add(since);
@@ -200,12 +242,12 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
       st.started = true;
       const missed = room.window.filter((m) => m.sent.getTime() >= from && missing(m));
       safely(() => sub.start(missed, true));
-      return;
+      return undefined;
     }
     // Further behind than the window: read what it may have missed from the database while
     // live messages wait in its buffer, then send both, each once.
     st.buffer = [];
-    void (async () => {
+    return (async () => {
       let missed: Message[] | undefined;
       try {
         const anchor = await store.get(since);
@@ -251,6 +293,13 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
     const from = new Date(room.newest ? room.newest.sent.getTime() - reorderWindowMs : 0);
     const gap = await store.range(room.name, from, maxResume + 1);
     if (room.closed) return;
+    // What changed meanwhile (edits, deletions, reactions), read before the gap is applied so
+    // that the mark is the one from before the gap.
+    const changesFrom = new Date((room.changeMark ?? Date.now()) - reorderWindowMs);
+    const changes = await store.changedSince(room.name, changesFrom, maxResume);
+    if (room.closed) return;
+    const newState = new Map(changes.map((m) => [m.id, m]));
+    room.window = room.window.map((w) => newState.get(w.id) ?? w);
     if (gap.length <= maxResume) {
       let n = 0;
       for (const m of gap) {
@@ -258,6 +307,7 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
         arrive(room, m);
         n++;
       }
+      for (const m of changes) broadcastChange(room, m);
       log.info({ room: room.name, backfilled: n }, 'room feed reopened');
       return;
     }

@@ -175,7 +175,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       }
     }
 
-    function watchRoom(roomId: string, resume: { since?: string; have?: string[] } | undefined, attempt = 0): void {
+    function watchRoom(roomId: string, resume: { since?: string; have?: string[]; changedSince?: string } | undefined, attempt = 0): void {
       if (watched.has(roomId) || watched.size >= MAX_WATCHED) return;
       const entry = {
         active: true,
@@ -190,6 +190,9 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
           },
           restart(history) {
             if (entry.active) send({ type: 'joined', room: roomId, resumed: false, messages: history.map((m) => toWire(m, 2)) });
+          },
+          changed(m) {
+            if (entry.active) send({ type: 'messageChanged', message: toWire(m, 2) });
           },
           fail() {
             // The room's feed could not open (the database is away): tried again later,
@@ -209,7 +212,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       feeds.join(roomId, entry.sub, resume ?? {});
     }
 
-    async function startWatching(resume: Record<string, { since?: string; have?: string[] }>): Promise<void> {
+    async function startWatching(resume: Record<string, { since?: string; have?: string[]; changedSince?: string }>): Promise<void> {
       const user = identity.user;
       if (!user) return send({ type: 'error', code: 'unauthenticated', message: 'log in to watch your rooms' });
       if (!watcher) {
@@ -240,7 +243,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     }
 
     /** Follows every room of the user (and no other), and sends the sidebar's snapshot. */
-    async function snapshot(user: User, resume: Record<string, { since?: string; have?: string[] }>): Promise<void> {
+    async function snapshot(user: User, resume: Record<string, { since?: string; have?: string[]; changedSince?: string }>): Promise<void> {
       const mine = await opts.rooms.roomsOf(user.id);
       const now = new Set(mine.map((room) => room.id));
       for (const id of new Set([...watched.keys(), ...told])) if (!now.has(id)) unwatch(id, true);
@@ -279,7 +282,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       });
     }
 
-    function join(room: string, since: string | undefined, have: string[] | undefined): void {
+    function join(room: string, since: string | undefined, have: string[] | undefined, changedSince: string | undefined): void {
       const seq = ++joinSeq;
       asked(room, 'read', (may) => {
         if (seq !== joinSeq) return;
@@ -292,11 +295,11 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
           );
           return;
         }
-        subscribe(room, since, have);
+        subscribe(room, since, have, changedSince);
       });
     }
 
-    function subscribe(room: string, since: string | undefined, have: string[] | undefined): void {
+    function subscribe(room: string, since: string | undefined, have: string[] | undefined, changedSince: string | undefined): void {
       const previous = joined;
       const entry = {
         room,
@@ -317,6 +320,9 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
             if (protocol === 2) send({ type: 'joined', room, resumed: false, messages: history.map((m) => toWire(m, 2)) });
             else for (const m of unseen) send({ type: 'deliverMessage', message: toWire(m, 1) });
           },
+          changed(m) {
+            if (entry.active && protocol === 2) send({ type: 'messageChanged', message: toWire(m, 2) });
+          },
           fail(reason) {
             if (!entry.active) return;
             entry.active = false;
@@ -326,7 +332,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         } satisfies Subscriber,
       };
       joined = entry;
-      feeds.join(room, entry.sub, { since, have });
+      feeds.join(room, entry.sub, { since, have, changedSince });
       // Left after joining, so that joining the same room again (the article's client does on
       // every keystroke) keeps its feed open and answers from memory.
       if (previous) {
@@ -388,7 +394,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
           protocol = 2;
           return send({ type: 'hello', protocol: 2, reorderWindowMs: opts.reorderWindowMs });
         case 'joinRoom':
-          return join(frame.room, frame.since, frame.have);
+          return join(frame.room, frame.since, frame.have, frame.changedSince);
         case 'leaveRoom':
           return leave();
         case 'createMessage':
