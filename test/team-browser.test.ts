@@ -6,6 +6,7 @@ import t from 'tap';
 import { findChromium, CHROMIUM_ARGS } from './fixtures/browser.js';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startApp, startDb } from './fixtures/chat.js';
+import { Agent } from './fixtures/http.js';
 
 const executablePath = findChromium();
 
@@ -85,6 +86,67 @@ if (!executablePath) {
     await ann.press('#body', 'Enter');
     await bob.waitForSelector('#messages .msg .body:text("hi bob, welcome")');
     t.pass('they talk');
+  });
+
+  t.test('edit, react and delete, live; older pages by scrolling up; a permalink', async (t) => {
+    const mine = '#messages .msg.mine:has(.body:text("hi bob, welcome"))';
+    await ann.hover(mine);
+    await ann.click(`${mine} .actions button[aria-label="Edit"]`);
+    await ann.fill('dialog textarea[name=body]', 'hi bob, **welcome**');
+    await ann.click('dialog button[type=submit]');
+    await bob.waitForSelector('#messages .msg:has(.body strong:text("welcome")) .edited');
+    t.pass('an edit reaches the other person at once, marked (edited)');
+
+    const hers = '#messages .msg:has(.body strong:text("welcome"))';
+    await bob.hover(hers);
+    await bob.click(`${hers} .actions button[aria-label="React with 👍"]`);
+    await ann.waitForSelector(`${hers} .reaction[data-emoji="👍"]:text("👍 1")`);
+    t.pass('a reaction shows, with its count, on the other side');
+    await bob.click(`${hers} .reaction[data-emoji="👍"]`);
+    await ann.waitForSelector(`${hers} .reaction`, { state: 'detached' });
+    t.pass('and goes when taken back');
+
+    bob.once('dialog', (d) => void d.accept());
+    const his = '#messages .msg.mine:has(.body:text("hello from bob"))';
+    await bob.hover(his);
+    await bob.click(`${his} .actions button[aria-label="Delete"]`);
+    await ann.waitForSelector('#messages .msg.deleted .body:text("message deleted")');
+    t.notOk(await ann.isVisible('#messages .body:text("hello from bob")'), 'deleted: its text is gone from the other page');
+
+    // A long channel: the newest page first, older ones by scrolling up, to the first message.
+    const sid = (await ann.context().cookies()).find((c) => c.name === 'sid')?.value ?? '';
+    const asAnn = new Agent(app.url);
+    asAnn.cookies.set('sid', sid);
+    const longRoom = (await asAnn.post('/api/rooms', { kind: 'channel', name: 'long' })).json<{ room: { id: string } }>().room.id;
+    const ids: string[] = [];
+    for (let i = 0; i < 130; i++) ids.push((await asAnn.post(`/api/rooms/${longRoom}/messages`, { body: `long #${i}` })).json<{ message: { id: string } }>().message.id);
+    const long = { room: longRoom, ids };
+    await ann.goto(`${app.url}/?room=${long.room}`);
+    await ann.waitForSelector('#messages .msg .body:text("long #129")');
+    t.notOk(await ann.isVisible('#messages .body:text-is("long #0")'), 'the oldest is not loaded at first');
+    for (let i = 0; i < 10 && !(await ann.$('#messages .body:text-is("long #0")')); i++) {
+      await ann.evaluate(() => {
+        const list = document.getElementById('messages')!;
+        list.scrollTop = 0;
+        list.dispatchEvent(new Event('scroll'));
+      });
+      await ann.waitForTimeout(300);
+    }
+    t.ok(await ann.$('#messages .body:text-is("long #0")'), 'scrolling up reaches the first message');
+    const order = await ann.$$eval('#messages .msg .body', (els) => els.map((e) => e.textContent ?? '').filter((x) => x.startsWith('long #')));
+    t.same(order, Array.from({ length: 130 }, (_, i) => `long #${i}`), 'every message once, in order');
+
+    const sidBob = (await bob.context().cookies()).find((c) => c.name === 'sid')?.value ?? '';
+    const asBob = new Agent(app.url);
+    asBob.cookies.set('sid', sidBob);
+    await asBob.post(`/api/rooms/${long.room}/join`);
+    await bob.goto(`${app.url}/?room=${long.room}&message=${long.ids[10]}`);
+    await bob.waitForSelector('#messages .msg.linked .body:text-is("long #10")');
+    t.ok(await bob.isVisible('#messages .body:text-is("long #5")') && (await bob.$('#messages .body:text-is("long #15")')) !== null, 'a permalink opens the room there, with context on both sides');
+    await ann.goto(`${app.url}/?room=${groupId}`);
+    await bob.goto(`${app.url}/?room=${groupId}`);
+    await ann.waitForSelector('#conn[data-state="live"]');
+    await bob.waitForSelector('#conn[data-state="live"]');
   });
 
   t.test('a third person finds the group in no list and reads none of it by any URL or frame', async (t) => {

@@ -50,6 +50,8 @@ export interface WireRoom {
   announcement: boolean;
   /** messages after the user's read position, counted up to 100 */
   unread: number;
+  /** the newest message the user has read (an "unread" divider goes after it) */
+  readId?: string;
 }
 
 export type OutboundFrame =

@@ -121,7 +121,9 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
   async function wireRoom(room: Room, userId: string): Promise<WireRoom> {
     const member = await opts.rooms.member(room.id, userId);
     const unread = await opts.rooms.unread(room.id, member);
-    return { id: room.id, kind: room.kind, name: room.name, topic: room.topic, archived: room.archived, announcement: room.announcement, unread };
+    const wire: WireRoom = { id: room.id, kind: room.kind, name: room.name, topic: room.topic, archived: room.archived, announcement: room.announcement, unread };
+    if (member?.readId) wire.readId = member.readId;
+    return wire;
   }
 
   // A room message is encoded once per protocol and the same frame written to every socket

@@ -13,7 +13,7 @@ function formatTime(d: Date): string {
   return sameDay ? time : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
 }
 
-export function card(m: { id: string; body: string; author?: WireMessage['author']; sent?: string }, opts: { mine: boolean; pending: boolean }): HTMLLIElement {
+export function card(m: { id: string; body: string; author?: WireMessage['author']; sent?: string; edited?: string; deleted?: true }, opts: { mine: boolean; pending: boolean }): HTMLLIElement {
   const li = document.createElement('li');
   li.className = `msg${opts.mine ? ' mine' : ''}${opts.pending ? ' pending' : ''}`;
   li.dataset.id = m.id;
@@ -32,7 +32,17 @@ export function card(m: { id: string; body: string; author?: WireMessage['author
   meta.append(author, time);
   const body = document.createElement('div');
   body.className = 'body';
-  body.innerHTML = renderMessage(m.body);
+  if (m.deleted) {
+    li.classList.add('deleted');
+    body.textContent = 'message deleted';
+  } else body.innerHTML = renderMessage(m.body);
+  if (m.edited && !m.deleted) {
+    const mark = document.createElement('span');
+    mark.className = 'edited';
+    mark.textContent = '(edited)';
+    mark.title = new Date(m.edited).toLocaleString();
+    meta.append(mark);
+  }
   li.append(meta, body);
   return li;
 }
@@ -68,6 +78,46 @@ export class MessageList {
     }
   }
 
+  /** Replaces the confirmed message at `index` (a new state of it). */
+  replace(el: HTMLElement, index: number): void {
+    const confirmed = this.list.querySelectorAll(':scope > .msg:not(.pending)');
+    confirmed[index]?.replaceWith(el);
+  }
+
+  /** Runs `add` (which puts older messages at the top) keeping what the reader sees in place. */
+  keepPosition(add: () => void): void {
+    const fromBottom = this.list.scrollHeight - this.list.scrollTop;
+    add();
+    this.list.scrollTop = this.list.scrollHeight - fromBottom;
+  }
+
+  /** Calls `load` when the reader scrolls to the top (the page of older messages). */
+  onTop(load: () => void): void {
+    this.list.addEventListener('scroll', () => {
+      if (this.list.scrollTop < 40) load();
+    });
+  }
+
+  /** Puts the "unread" divider before the confirmed message at `index` (none: removed). */
+  divider(index: number | undefined): void {
+    this.list.querySelector(':scope > .divider')?.remove();
+    if (index === undefined) return;
+    const before = this.list.querySelectorAll(':scope > .msg:not(.pending)')[index];
+    if (!before) return;
+    const d = document.createElement('li');
+    d.className = 'divider';
+    d.textContent = 'unread';
+    this.list.insertBefore(d, before);
+  }
+
+  /** Scrolls a message into view and marks it for a moment (a permalink). */
+  show(id: string): void {
+    const el = [...this.list.querySelectorAll<HTMLElement>(':scope > .msg')].find((x) => x.dataset.id === id);
+    if (!el) return;
+    el.scrollIntoView({ block: 'center' });
+    el.classList.add('linked');
+  }
+
   /** Adds a pending message (below every confirmed one). */
   pending(el: HTMLElement): void {
     this.list.appendChild(el);
@@ -82,7 +132,7 @@ export class MessageList {
   }
 
   clear(): void {
-    for (const el of this.list.querySelectorAll(':scope > .msg:not(.pending)')) el.remove();
+    for (const el of this.list.querySelectorAll(':scope > .msg:not(.pending), :scope > .divider')) el.remove();
     this.unseen = 0;
     this.updateJump();
   }

@@ -2,7 +2,7 @@
 // the open room (history, live messages, composer), and the actions: new room, browse and
 // join channels, new direct message, add people, invitation links. It talks to the server
 // only through the /api routes and the socket protocol, as any integration would.
-import type { OutboundFrame, WireRoom } from '../../chat/wire.js';
+import type { OutboundFrame, WireMessage, WireRoom } from '../../chat/wire.js';
 import { ClientSession } from '../../client/session.js';
 import { roomElements, wireComposer } from '../composer.js';
 import { connect } from '../connection.js';
@@ -61,13 +61,15 @@ const session: ClientSession = new ClientSession({
       const mine = typeof m.author === 'object' && m.author.id === me.id;
       pendingCards.get(m.id)?.remove();
       pendingCards.delete(m.id);
-      const el = card(m, { mine, pending: false });
-      if (m.event) el.classList.add('system');
-      view.insert(el, index, { live, own: mine });
+      const el = messageCard(m);
+      if (loadingOlder) view.keepPosition(() => view.insert(el, index, { live: true, own: false }));
+      else view.insert(el, index, { live, own: mine });
       markRead();
     },
-    joined: () => {
+    changed: (m, index) => view.replace(messageCard(m), index),
+    joined: (room, resumed) => {
       view.status(session.history.messages.length === 0 ? 'No messages here yet. Say hello!' : undefined);
+      if (!resumed) afterJoin(room);
       markRead();
     },
     failed: (p) => {
@@ -106,7 +108,9 @@ function onFrame(f: OutboundFrame): void {
       void nameDms();
       draw();
       if (!current) {
-        const wanted = new URL(location.href).searchParams.get('room');
+        const params = new URL(location.href).searchParams;
+        const wanted = params.get('room');
+        linked = params.get('message') ?? undefined;
         const first = (wanted && rooms.get(wanted)) || [...rooms.values()][0];
         if (first) openRoom(first.id);
         else view.status('You are in no room yet: make one, or browse the channels.');
@@ -170,9 +174,147 @@ async function nameDms(): Promise<void> {
   draw();
 }
 
+// ---- messages: actions, reactions, older pages, permalinks, the unread divider -----------
+
+interface Workspace {
+  editWindowMinutes: number;
+  deletedMessages: 'tombstone' | 'hide';
+}
+let workspace: Workspace = { editWindowMinutes: 0, deletedMessages: 'tombstone' };
+void api<{ workspace: Workspace }>('GET', '/api/workspace').then(({ workspace: w }) => (workspace = w), () => undefined);
+const QUICK_REACTIONS = ['👍', '🎉', '❤️', '😄', '👀'];
+/** the read position when the room was opened: where the divider goes */
+let openedReadId: string | undefined;
+/** a permalinked message to show once the room is loaded */
+let linked: string | undefined;
+let loadingOlder = false;
+let noOlder = false;
+
+const isMine = (m: WireMessage) => typeof m.author === 'object' && m.author.id === me.id;
+const mayManage = () => me.role === 'owner' || me.role === 'admin';
+
+/** A confirmed message as the team page shows it: the card, its reactions, its actions. */
+function messageCard(m: WireMessage): HTMLElement {
+  const el = card(m, { mine: isMine(m), pending: false });
+  if (m.event) el.classList.add('system');
+  if (m.deleted) {
+    if (workspace.deletedMessages === 'hide') el.hidden = true;
+    return el;
+  }
+  if (m.event) return el;
+  const reactions = document.createElement('div');
+  reactions.className = 'reactions';
+  for (const [emoji, who] of Object.entries(m.reactions ?? {})) {
+    const b = Object.assign(document.createElement('button'), { type: 'button', className: `reaction${who.includes(me.id) ? ' mine' : ''}`, textContent: `${emoji} ${who.length}` });
+    b.dataset.emoji = emoji;
+    b.setAttribute('aria-pressed', String(who.includes(me.id)));
+    b.addEventListener('click', () => void toggleReaction(m, emoji));
+    reactions.append(b);
+  }
+  const actions = document.createElement('div');
+  actions.className = 'actions';
+  const act = (label: string, title: string, fn: () => void) => {
+    const b = Object.assign(document.createElement('button'), { type: 'button', textContent: label, title, className: 'act' });
+    b.setAttribute('aria-label', title);
+    b.addEventListener('click', fn);
+    actions.append(b);
+  };
+  for (const emoji of QUICK_REACTIONS.slice(0, 3)) act(emoji, `React with ${emoji}`, () => void toggleReaction(m, emoji));
+  if (isMine(m)) act('✎', 'Edit', () => editMessage(m));
+  if (isMine(m) || mayManage() || currentOwner === me.id) act('🗑', 'Delete', () => deleteMessage(m));
+  act('🔗', 'Copy link', () => {
+    const url = new URL(location.href);
+    url.searchParams.set('room', m.room);
+    url.searchParams.set('message', m.id);
+    void navigator.clipboard?.writeText(url.href);
+    notice('Link copied.');
+  });
+  el.tabIndex = 0; // a tap or Tab shows the actions
+  el.append(reactions, actions);
+  return el;
+}
+
+async function toggleReaction(m: WireMessage, emoji: string): Promise<void> {
+  const held = session.history.messages.find((x) => x.id === m.id) ?? m;
+  const on = !(held.reactions?.[emoji] ?? []).includes(me.id);
+  const path = `/api/rooms/${m.room}/messages/${m.id}/reactions`;
+  try {
+    const { message } = on ? await api<{ message: WireMessage }>('POST', path, { emoji }) : await api<{ message: WireMessage }>('DELETE', `${path}/${encodeURIComponent(emoji)}`);
+    session.receive({ type: 'messageChanged', message });
+  } catch (e) {
+    notice(e instanceof Error ? e.message : String(e));
+  }
+}
+
+function editMessage(m: WireMessage): void {
+  let text: HTMLTextAreaElement;
+  dialog(
+    'Edit message',
+    (f) => {
+      text = Object.assign(document.createElement('textarea'), { name: 'body', value: m.body, rows: 4 });
+      f.append(text);
+    },
+    async () => {
+      const { message } = await api<{ message: WireMessage }>('PATCH', `/api/rooms/${m.room}/messages/${m.id}`, { body: text.value });
+      session.receive({ type: 'messageChanged', message });
+    },
+  );
+}
+
+function deleteMessage(m: WireMessage): void {
+  if (!window.confirm('Delete this message for everyone?')) return;
+  api('DELETE', `/api/rooms/${m.room}/messages/${m.id}`).catch((e: unknown) => notice(e instanceof Error ? e.message : String(e)));
+}
+
+/** The room's history arrived: the unread divider, and a permalinked message with context. */
+function afterJoin(room: string): void {
+  noOlder = false;
+  const list = session.history.messages;
+  const readAt = openedReadId === undefined ? -1 : list.findIndex((m) => m.id === openedReadId);
+  view.divider(readAt >= 0 && readAt < list.length - 1 ? readAt + 1 : undefined);
+  const want = linked;
+  linked = undefined;
+  if (want === undefined) return;
+  void api<{ messages: WireMessage[] }>('GET', `/api/rooms/${room}/messages?around=${encodeURIComponent(want)}&limit=50`).then(
+    ({ messages }) => {
+      if (session.room !== room) return;
+      view.keepPosition(() => {
+        loadingOlder = true;
+        for (const m of messages) session.receive({ type: 'deliverMessage', message: m });
+        loadingOlder = false;
+      });
+      view.show(want);
+    },
+    () => notice('That message is not there any more.'),
+  );
+}
+
+/** Scrolled to the top: the page before the oldest message shown. */
+view.onTop(() => {
+  const room = session.room;
+  const oldest = session.history.messages[0];
+  if (loadingOlder || noOlder || !room || !oldest) return;
+  loadingOlder = true;
+  api<{ messages: WireMessage[]; more: { older: boolean } }>('GET', `/api/rooms/${room}/messages?before=${encodeURIComponent(oldest.id)}&limit=50`).then(
+    ({ messages, more }) => {
+      if (session.room === room) {
+        for (const m of messages) session.receive({ type: 'deliverMessage', message: m });
+        noOlder = !more.older;
+      }
+      loadingOlder = false;
+    },
+    () => (loadingOlder = false),
+  );
+});
+
+let currentOwner: string | null | undefined;
+
 function openRoom(id: string): void {
   const r = rooms.get(id);
   if (!r) return;
+  openedReadId = r.unread > 0 ? r.readId : undefined;
+  currentOwner = undefined;
+  void api<{ room: { ownerId: string | null } }>('GET', `/api/rooms/${id}`).then(({ room }) => (currentOwner = room.ownerId), () => undefined);
   notice('');
   current = id;
   view.clear();
