@@ -9,8 +9,12 @@
 //                    [--rate 100] [--duration 20] [--warmup 3] [--join-sizes 10000,100000,1000000]
 //                    [--join-samples 20] [--no-join] [--no-load] [--out bench/results]
 //                    [--rethinkdb | --cluster N] [--logins SECONDS] [--login-concurrency 8]
+//                    [--team [--team-users 10000] [--team-rooms 200] [--team-per-user 20] [--team-rate 100]
+//                     [--team-duration 20] [--team-warmup 3] [--team-workers 4] [--team-connect-rate 50]]
 // --logins: a phase of its own: log-ins per second on one process, and the chat latency
 // there without and during them.
+// --team: a phase of its own (bench/lib/team.ts): signed-in users, each in several rooms, on
+// one process, watching all their rooms; sidebar-ready time, memory per connection, latency.
 // The database: the standalone embedded server; --rethinkdb, a real RethinkDB node started
 // from RETHINKDB_BIN; --cluster N, N real nodes (tables with N replicas); or RETHINKDB_URL.
 // --clients takes a list (2000,5000,10000): clients are added step by step and each step is
@@ -26,6 +30,7 @@ import { r, type Connection } from 'rethinkdb-ts';
 import { LoadClient } from './lib/load-client.js';
 import { chooseDb, cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDyno, startDb, type Db, type Dyno, type ProcSample } from './lib/procs.js';
 import { loginPhase } from './lib/logins.js';
+import { printTeam, teamPhase } from './lib/team.js';
 import { plotSvg, type PlotSeries } from './lib/plot.js';
 import { roundSummary, Samples, summarize, table, Timeline, type Summary } from './lib/stats.js';
 
@@ -51,6 +56,15 @@ const { values: flags } = parseArgs({
     logins: { type: 'string' },
     'login-concurrency': { type: 'string', default: '8' },
     cluster: { type: 'string' },
+    team: { type: 'boolean', default: false },
+    'team-users': { type: 'string' },
+    'team-rooms': { type: 'string' },
+    'team-per-user': { type: 'string' },
+    'team-rate': { type: 'string' },
+    'team-duration': { type: 'string' },
+    'team-warmup': { type: 'string' },
+    'team-workers': { type: 'string' },
+    'team-connect-rate': { type: 'string', default: '50' },
   },
 });
 
@@ -117,8 +131,25 @@ async function main(): Promise<void> {
     // --profile DIR: each app process writes a V8 CPU profile there when it stops.
     // --node-args "...": more node/V8 options for the app processes, for experiments.
     const nodeArgs = [...(flags['node-args'] ?? '').split(' ').filter(Boolean), ...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`] : [])];
-    log(`database ${result.database}; starting ${DYNOS} app process(es)`);
-    for (let i = 0; i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { nodeArgs, echoStderr: true }));
+    if (flags.team) {
+      const team = await teamPhase(db, {
+        users: num('team-users', flags['team-users'], quick ? 500 : 10_000),
+        rooms: num('team-rooms', flags['team-rooms'], quick ? 50 : 200),
+        perUser: num('team-per-user', flags['team-per-user'], 20),
+        rate: num('team-rate', flags['team-rate'], quick ? 50 : 100),
+        durationS: num('team-duration', flags['team-duration'], quick ? 5 : 20),
+        warmupS: num('team-warmup', flags['team-warmup'], quick ? 1 : 3, 0),
+        workers: num('team-workers', flags['team-workers'], quick ? 2 : 4),
+        connectRate: num('team-connect-rate', flags['team-connect-rate'], 50),
+        nodeArgs,
+      });
+      result.team = team;
+      printTeam(team);
+    }
+    // The other phases' app processes (none when only --team runs).
+    const needDynos = !flags['no-load'] || !flags['no-join'] || flags.logins !== undefined;
+    if (needDynos) log(`database ${result.database}; starting ${DYNOS} app process(es)`);
+    for (let i = 0; needDynos && i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { nodeArgs, echoStderr: true }));
     if (db.nodes.length > 1) await db.replicate(db.nodes.length);
     if (!flags['no-load']) {
       result.load = await load(db, dynos, clients, plots);
