@@ -247,6 +247,8 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     /** Follows every room of the user (and no other), and sends the sidebar's snapshot. */
     async function snapshot(user: User, resume: Record<string, { since?: string; have?: string[]; changedSince?: string }>): Promise<void> {
       const mine = await opts.rooms.roomsOf(user.id);
+      // Closed meanwhile: nothing may be left subscribed in its name.
+      if (ended) return;
       const now = new Set(mine.map((room) => room.id));
       for (const id of new Set([...watched.keys(), ...told])) if (!now.has(id)) unwatch(id, true);
       for (const room of mine) watchRoom(room.id, resume[room.id]);
@@ -275,12 +277,13 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     }
 
     /** Asks the access module, at once for an open room, after a read of the room otherwise. */
-    function asked(room: string, action: 'read' | 'post', then: (c: Checked) => void): void {
+    function asked(room: string, action: 'read' | 'post', then: (c: Checked | { ok: false; code: 'unavailable'; reason: string }) => void): void {
       const now = opts.access.checkNow(viewer, room, action);
       if (now) return then(now);
       opts.access.check(viewer, room, action).then(then, (e: unknown) => {
+        // The database failed, not the rule: the client tries again (not_found is final).
         log.warn({ err: String(e) }, 'could not check access to a room');
-        then({ ok: false, code: 'not_found', reason: 'the room could not be checked just now' });
+        then({ ok: false, code: 'unavailable', reason: 'the room could not be checked just now; try again' });
       });
     }
 
