@@ -66,6 +66,9 @@ t.test('clients joining while two writers hammer the room miss nothing and get n
   await sleep(200);
   writing = false;
   await Promise.all([viaSocket, viaDb]);
+  // A socket's messages are stored one after another: the room is complete once every one
+  // of the writer's sends is answered.
+  await writer.until(() => writer.inbox.filter((f) => f.type === 'ack' || f.type === 'error').length >= n || undefined, 'every send answered', 60_000);
   await sleep(300);
   const all = await roomInDb(room);
   t.ok(all.length > 200, `the room got busy (${all.length} messages)`);
