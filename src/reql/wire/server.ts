@@ -61,12 +61,16 @@ export async function startWireServer(opts: WireOptions) {
     sock.setNoDelay(true);
     const cursors = new Map<bigint, Cursor>();
     const unkind = connectionContext(opts.unkind);
-    // Writes refused while refuseWrites() says so (tests: a table without a primary).
+    // Writes refused while refuseWrites() says so (tests: a table without a primary). The
+    // hook is there only then (or when unkind), so other queries are not walked for writes.
+    const refusing = async () => {
+      if (Date.now() < refusingWritesUntil) throw new ReqlError('Cannot perform write: primary replica for shard ["", +inf) not available', ResponseType.RUNTIME_ERROR, ErrorType.OP_FAILED);
+      await unkind.beforeWrite?.();
+    };
     const context: QueryContext = {
-      ...unkind,
-      async beforeWrite() {
-        if (Date.now() < refusingWritesUntil) throw new ReqlError('Cannot perform write: primary replica for shard ["", +inf) not available', ResponseType.RUNTIME_ERROR, ErrorType.OP_FAILED);
-        await unkind.beforeWrite?.();
+      clockOffsetMs: unkind.clockOffsetMs,
+      get beforeWrite() {
+        return Date.now() < refusingWritesUntil ? refusing : unkind.beforeWrite;
       },
     };
     const noreplyPending = new Set<Promise<unknown>>();
