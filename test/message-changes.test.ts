@@ -41,12 +41,10 @@ class Reader {
   private sock?: Primus.Client;
   constructor(
     private readonly t: Test,
-    cookie: string,
+    private readonly cookie: string,
   ) {
-    this.cookie = cookie;
     this.session = new ClientSession({ write: (f) => this.sock?.write(f) });
   }
-  private readonly cookie: string;
   connect(url: string): void {
     const Socket = Primus.createSocket({ transformer: 'engine.io', parser: 'JSON', pathname: '/primus', pingInterval: false });
     const sock = new Socket(url, { reconnect: { min: 100, max: 400, retries: 10 }, transport: { extraHeaders: { cookie: this.cookie } } });

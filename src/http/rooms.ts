@@ -212,9 +212,10 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
   async function messageAllowed(req: Request, viewer: Viewer, action: MessageAction): Promise<{ room: Room; message: Message }> {
     const roomId = param(req, 'id');
     const message = await messages.get(param(req, 'messageId'));
-    const settings = await users.settings();
+    // Only an edit depends on a workspace setting (the edit window): no read for the others.
+    const editWindowMs = action === 'edit' ? (await users.settings()).editWindowMinutes * 60_000 : 0;
     const facts = message && { id: message.id, room: message.room, authorId: 'id' in message.author ? message.author.id : undefined, sent: message.sent, deleted: message.deleted };
-    const c = await access.checkMessage(viewer, roomId, facts, action, { editWindowMs: settings.editWindowMinutes * 60_000 });
+    const c = await access.checkMessage(viewer, roomId, facts, action, { editWindowMs });
     if (!c.ok) throw c.code === 'not_found' ? err(404, 'not_found', c.reason === 'no such message' ? 'no such message in this room' : 'no such room') : err(403, 'forbidden', c.reason);
     if (!message) throw err(404, 'not_found', 'no such message in this room');
     return { room: c.room, message };
