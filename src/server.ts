@@ -17,6 +17,7 @@ import { createLimits } from './http/limits.js';
 import { roomsApi } from './http/rooms.js';
 import { peopleApi } from './http/people.js';
 import { createAccess } from './chat/access.js';
+import { createPosting } from './chat/posting.js';
 import { migrateLegacyRooms } from './rooms/legacy.js';
 import { createRoomStore } from './rooms/store.js';
 import { createRoomFeeds, type RoomFeeds } from './realtime/room-feeds.js';
@@ -46,6 +47,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
     if (user.role === 'guest') return;
     for (const room of await roomStore.byKind('channel')) if (room.isDefault && !room.archived) await roomStore.addMember(room.id, user.id);
   };
+  const posting = createPosting({ messages: store, rooms: roomStore, users: accountStore, log });
   const accounts = createAccounts({ store: accountStore, log, sessionDays: config.sessionDays, afterSignup: joinDefaults });
   const limits = createLimits({ pool, db: config.dbName, log });
   let stopWatching: (() => Promise<void>) | undefined;
@@ -91,10 +93,10 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter });
       // Primus puts itself ahead of the app's handler, so the server is made with it first.
       let library = '';
-      const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, historyLimit: config.historyLimit });
+      const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, posting, historyLimit: config.historyLimit });
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
       server = createServer(createHttpApp({ log, ready, auth, rooms, people, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy }));
-      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore });
+      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore });
       realtime = rt;
       library = rt.library;
       // A session deleted anywhere (log-out, password change, a disabled user) closes its

@@ -45,6 +45,9 @@ export const settingsRow = z.object({
   editWindowMinutes: z.number().int().min(0).max(525_600).default(0),
   /** a deleted message shows as "message deleted", or is hidden */
   deletedMessages: z.enum(DELETED_MESSAGES).default('tombstone'),
+  /** a channel of more members is big: its members are told only of mentions unless they
+   *  choose more, and only admins and its owner may name @room in it */
+  bigRoomMembers: z.number().int().min(1).max(100_000).default(50),
 });
 export type Settings = z.output<typeof settingsRow>;
 

@@ -17,7 +17,7 @@ export class TakenError extends Error {
 
 const writeResult = z.object({ inserted: z.number().optional(), replaced: z.number().optional(), unchanged: z.number().optional(), errors: z.number(), first_error: z.string().optional() });
 
-const DEFAULT_SETTINGS: Settings = { id: 'settings', name: 'Chatroom of Requirement', registration: 'invite', editWindowMinutes: 0, deletedMessages: 'tombstone' };
+const DEFAULT_SETTINGS: Settings = { id: 'settings', name: 'Chatroom of Requirement', registration: 'invite', editWindowMinutes: 0, deletedMessages: 'tombstone', bigRoomMembers: 50 };
 
 export interface NewUser {
   username: string;

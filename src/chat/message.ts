@@ -31,6 +31,19 @@ export const messageRow = z.object({
   deleted: z.boolean().optional(),
   /** who reacted with what: emoji -> user ids, each once */
   reactions: z.record(z.string(), z.array(z.string())).optional(),
+  /** a reply: the id of the message that starts its thread */
+  thread: z.string().optional(),
+  /** a reply also shown in the room (otherwise only in its thread) */
+  alsoRoom: z.boolean().optional(),
+  /** a thread's start: how many replies it has, and when the last came */
+  replies: z.number().optional(),
+  lastReply: z.date().optional(),
+  /** a thread's start: who is told of its replies (its author, repliers, who followed it) */
+  followers: z.array(z.string()).optional(),
+  /** who is asked to look: the users named by @username (and, on a reply, the thread's followers) */
+  mentions: z.array(z.string()).optional(),
+  /** @room: everyone in the room is asked to look */
+  mentionsRoom: z.literal(true).optional(),
 });
 export type Message = z.output<typeof messageRow>;
 
@@ -44,6 +57,10 @@ export interface NewMessage {
   body: string;
   author: Author;
   event?: MessageEvent;
+  thread?: string;
+  alsoRoom?: boolean;
+  mentions?: string[];
+  mentionsRoom?: true;
 }
 
 /**

@@ -77,6 +77,10 @@ export const inboundFrame = z.discriminatedUnion('type', [
       room: roomName,
       body: messageBody,
       author: inboundAuthor.default({ name: 'Anonymous' }),
+      /** signed in: a reply in the thread of this message */
+      thread: messageId.optional(),
+      /** with thread: also shown in the room */
+      alsoRoom: z.boolean().optional(),
     }),
   }),
 ]);
@@ -129,6 +133,13 @@ export function toWire(m: Message, protocol: Protocol): WireMessage {
     if (m.edited) w.edited = m.edited.toISOString();
     if (m.deleted) w.deleted = true;
     if (m.reactions && Object.keys(m.reactions).length > 0) w.reactions = m.reactions;
+    if (m.thread !== undefined) w.thread = m.thread;
+    if (m.alsoRoom) w.alsoRoom = true;
+    if (m.replies !== undefined) w.replies = m.replies;
+    if (m.lastReply) w.lastReply = m.lastReply.toISOString();
+    if (m.followers) w.followers = m.followers;
+    if (m.mentions && m.mentions.length > 0) w.mentions = m.mentions;
+    if (m.mentionsRoom) w.mentionsRoom = true;
   }
   return w;
 }

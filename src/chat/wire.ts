@@ -38,6 +38,38 @@ export interface WireMessage {
   deleted?: true;
   /** protocol 2: emoji -> the ids of who reacted with it */
   reactions?: Record<string, string[]>;
+  /** protocol 2: a reply, in the thread of this message */
+  thread?: string;
+  /** protocol 2: a reply also shown in the room (otherwise it is only in its thread) */
+  alsoRoom?: true;
+  /** protocol 2, a thread's start: its replies, the last one's time, who follows it */
+  replies?: number;
+  lastReply?: string;
+  followers?: string[];
+  /** protocol 2: the users asked to look (named by @username, or following the thread) */
+  mentions?: string[];
+  /** protocol 2: @room, everyone in it is asked to look */
+  mentionsRoom?: true;
+}
+
+/** What a member is told of in a room: every message, mentions only, or nothing (muted). */
+export type WireLevel = 'all' | 'mentions' | 'none';
+
+/** True when a reply belongs in its thread only, not in the room's own history. */
+export const inThreadOnly = (m: Pick<WireMessage, 'thread' | 'alsoRoom'>): boolean => m.thread !== undefined && m.alsoRoom !== true;
+
+/** True when the message asks this user to look (a mention, @room, a reply they follow). */
+export const asksToLook = (m: Pick<WireMessage, 'mentions' | 'mentionsRoom' | 'author'>, userId: string): boolean =>
+  (typeof m.author !== 'object' || m.author.id !== userId) && (m.mentionsRoom === true || (m.mentions?.includes(userId) ?? false));
+
+/** True when a message should raise a notification for this user at their level: never their
+ *  own; with 'all' every message of the room (a reply kept in its thread only when it asks
+ *  them to look), with 'mentions' only what asks them to look, with 'none' nothing. */
+export function notifies(level: WireLevel, m: Pick<WireMessage, 'mentions' | 'mentionsRoom' | 'author' | 'thread' | 'alsoRoom' | 'event'>, userId: string): boolean {
+  if (typeof m.author === 'object' && m.author.id === userId) return false;
+  if (level === 'none' || m.event) return false;
+  if (asksToLook(m, userId)) return true;
+  return level === 'all' && !inThreadOnly(m);
 }
 
 /** A room as the sidebar shows it. */
@@ -50,6 +82,11 @@ export interface WireRoom {
   announcement: boolean;
   /** messages after the user's read position, counted up to 100 */
   unread: number;
+  /** of those, the ones that ask the user to look (mentions, @room, replies they follow) */
+  mentions: number;
+  /** what the user is told of here; `levelChosen` says they chose it (else it is the default) */
+  level: WireLevel;
+  levelChosen: boolean;
   /** the newest message the user has read (an "unread" divider goes after it) */
   readId?: string;
 }
@@ -71,7 +108,9 @@ export type OutboundFrame =
   /** the user left or was removed, or the room was deleted: nothing more comes from it */
   | { type: 'roomRemoved'; room: string }
   /** the user's read position in a room moved (on any device) */
-  | { type: 'read'; room: string; id: string; unread: number }
+  | { type: 'read'; room: string; id: string; unread: number; mentions: number }
+  /** the room's state for the user changed (what they are told of, on any device) */
+  | { type: 'roomUpdated'; room: WireRoom }
   /** `clientId`: the createMessage it answers; `room`: the joinRoom it answers */
   | { type: 'error'; code: ErrorCode; message: string; clientId?: string; room?: string; retryAfterMs?: number };
 

@@ -11,7 +11,7 @@
 // - changes (edits, deletions, reactions) applied by their `updated` time, newest wins, and
 //   asked for again on a resume from the newest change held, so a client that was away
 //   comes back to the state a fresh load shows.
-import { compareWire, isNewerState, type OutboundFrame, type WireMessage } from '../chat/wire.js';
+import { compareWire, inThreadOnly, isNewerState, type OutboundFrame, type WireMessage } from '../chat/wire.js';
 
 /** How many held ids a resume lists at most (the server's limit). */
 export const MAX_HAVE = 1000;
@@ -95,6 +95,9 @@ export interface PendingSend {
   readonly id: string;
   readonly room: string;
   readonly body: string;
+  /** a reply in the thread of this message (also shown in the room with alsoRoom) */
+  readonly thread?: string;
+  readonly alsoRoom?: boolean;
   /** refused for good (a bad frame, a taken id): not resent until retry() */
   failed?: { code: string; message: string };
 }
@@ -102,6 +105,10 @@ export interface PendingSend {
 export interface SessionEvents {
   /** a message entered the room's history at `index`; `live` unless it came with a join */
   message?(m: WireMessage, index: number, live: boolean): void;
+  /** a reply kept in its thread arrived (it is not part of the room's history) */
+  reply?(m: WireMessage): void;
+  /** such a reply changed (edited, deleted, reacted to) */
+  replyChanged?(m: WireMessage): void;
   /** a held message changed (edited, deleted, reacted to): its new state, at `index` */
   changed?(m: WireMessage, index: number): void;
   /** the room's history was replaced by fresh history (a first join, or a gap too long) */
@@ -164,10 +171,11 @@ export class ClientSession {
     if (this.open) this.writeJoin(room, {});
   }
 
-  /** Sends a message; it stays pending (and is resent on reconnect) until acknowledged. */
-  send(body: string, id = (this.opts.newId ?? (() => crypto.randomUUID()))()): PendingSend {
+  /** Sends a message (a reply, with `thread`); it stays pending (and is resent on
+   *  reconnect) until acknowledged. */
+  send(body: string, id = (this.opts.newId ?? (() => crypto.randomUUID()))(), reply: { thread?: string; alsoRoom?: boolean } = {}): PendingSend {
     if (this.room === undefined) throw new Error('join a room first');
-    const p: PendingSend = { id, room: this.room, body };
+    const p: PendingSend = { id, room: this.room, body, ...(reply.thread !== undefined ? { thread: reply.thread, alsoRoom: reply.alsoRoom === true } : {}) };
     this.pending.set(id, p);
     if (this.open) this.writeSend(p);
     return p;
@@ -177,7 +185,7 @@ export class ClientSession {
   retry(id: string): void {
     const p = this.pending.get(id);
     if (!p?.failed) return;
-    const again = { id: p.id, room: p.room, body: p.body };
+    const { failed: _failed, ...again } = p;
     this.pending.set(id, again);
     if (this.open) this.writeSend(again);
   }
@@ -201,10 +209,18 @@ export class ClientSession {
         return;
       }
       case 'deliverMessage':
-        if (f.message.room === this.room) this.add(f.message, true);
+        if (f.message.room !== this.room) return;
+        if (inThreadOnly(f.message)) {
+          const own = this.pending.get(f.message.id);
+          if (own) this.settle(own, f.message.id);
+          ev.reply?.(f.message);
+          return;
+        }
+        this.add(f.message, true);
         return;
       case 'messageChanged': {
         if (f.message.room !== this.room) return;
+        if (inThreadOnly(f.message)) return ev.replyChanged?.(f.message);
         const index = this.history.change(f.message);
         if (index >= 0) ev.changed?.(this.history.messages[index], index);
         return;
@@ -276,7 +292,8 @@ export class ClientSession {
 
   private writeSend(p: PendingSend): void {
     const author = this.opts.author?.() ?? { name: 'Anonymous' };
-    this.opts.write({ type: 'createMessage', message: { id: p.id, room: p.room, body: p.body, author } });
+    const reply = p.thread !== undefined ? { thread: p.thread, alsoRoom: p.alsoRoom === true } : {};
+    this.opts.write({ type: 'createMessage', message: { id: p.id, room: p.room, body: p.body, author, ...reply } });
   }
 
   /** Stops the timers (the client is going away). */

@@ -1,5 +1,7 @@
-// Every query the chat makes on the messages table. Reads of a room are ranges of the
-// room_sent index ([room, sent, id]); nothing scans the table.
+// Every query the chat makes on the messages table. Reads of a room are ranges of its
+// indexes: room_sent ([room, sent, id], every row, what the room's feed carries), room_main
+// (the same without the replies kept in their thread: history pages), thread_sent (a
+// thread's replies); nothing scans the table.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRethinkDBError, r, RethinkDBErrorType, type RCursor, type RDatum } from 'rethinkdb-ts';
 import { z } from 'zod';
@@ -41,6 +43,14 @@ export interface MessageStore {
   remove(id: string): Promise<Message | undefined>;
   /** Adds (on) or takes away a user's reaction. Refused past MAX_REACTION_KINDS kinds. */
   react(id: string, userId: string, emoji: string, on: boolean): Promise<Message | undefined>;
+  /** A thread's replies in room order after `after` (or from its first), at most `limit`. */
+  replies(threadId: string, after: Message | undefined, limit: number): Promise<Message[]>;
+  /** Brings a thread's start up to date after a reply from `replierId`: the reply count and
+   *  last reply time (read from the thread's index, so running it twice, or for two replies
+   *  at once, ends the same), and the replier among its followers. */
+  touchThread(threadId: string, replierId: string | undefined): Promise<Message | undefined>;
+  /** Adds or takes away a follower of a thread. */
+  follow(id: string, userId: string, on: boolean): Promise<Message | undefined>;
   /** A cheap read that fails unless the database and table answer. */
   ping(): Promise<void>;
 }
@@ -95,8 +105,13 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
   const retryForMs = opts.retryWritesForMs ?? 10_000;
   const table = () => r.db(db).table(MESSAGES);
   const rows = (raw: unknown[]) => raw.map((m) => messageRow.parse(m));
+  /** every row of the room, replies kept in their thread included: what its feed carries */
   const roomRange = (room: string, from: Date | undefined) =>
     table().between(from ? [room, from] : [room, r.minval], [room, r.maxval], { index: 'room_sent' });
+  /** the room as its reader scrolls it (without the replies kept in their thread) */
+  const mainRange = (room: string, from: Date | undefined) =>
+    table().between(from ? [room, from] : [room, r.minval], [room, r.maxval], { index: 'room_main' });
+  const threadRange = (thread: string) => table().between([thread, r.minval], [thread, r.maxval], { index: 'thread_sent' });
 
   async function get(id: string): Promise<Message | undefined> {
     const row: unknown = await pool.run(table().get(id));
@@ -149,13 +164,13 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
     async latest(room, limit) {
       // A plain index read, O(log n + limit) on RethinkDB as on the embedded server (a
       // changefeed with orderBy().limit() costs the size of the room on RethinkDB).
-      const raw: unknown[] = await pool.run(roomRange(room, undefined).orderBy({ index: r.desc('room_sent') }).limit(limit));
+      const raw: unknown[] = await pool.run(mainRange(room, undefined).orderBy({ index: r.desc('room_main') }).limit(limit));
       return rows(raw).reverse();
     },
 
     async range(room, from, limit) {
       const raw: unknown[] = await pool.run(
-        roomRange(room, new Date(from.getTime() - MARGIN_MS)).orderBy({ index: r.asc('room_sent') }).limit(limit),
+        mainRange(room, new Date(from.getTime() - MARGIN_MS)).orderBy({ index: r.asc('room_main') }).limit(limit),
       );
       return rows(raw).filter((m) => m.sent.getTime() >= from.getTime());
     },
@@ -178,12 +193,12 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
       const at = [room, anchor.sent, anchor.id];
       if (direction === 'older') {
         const raw: unknown[] = await pool.run(
-          table().between([room, r.minval], at, { index: 'room_sent', rightBound: 'open' }).orderBy({ index: r.desc('room_sent') }).limit(limit),
+          table().between([room, r.minval], at, { index: 'room_main', rightBound: 'open' }).orderBy({ index: r.desc('room_main') }).limit(limit),
         );
         return rows(raw).reverse();
       }
       const raw: unknown[] = await pool.run(
-        table().between(at, [room, r.maxval], { index: 'room_sent', leftBound: 'open' }).orderBy({ index: r.asc('room_sent') }).limit(limit),
+        table().between(at, [room, r.maxval], { index: 'room_main', leftBound: 'open' }).orderBy({ index: r.asc('room_main') }).limit(limit),
       );
       return rows(raw);
     },
@@ -243,6 +258,62 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
         if (e instanceof Error && /too many kinds of reaction/.test(e.message)) throw new TooManyReactionsError(`a message holds at most ${MAX_REACTION_KINDS} kinds of reaction`);
         throw e;
       }
+    },
+
+    async replies(threadId, after, limit) {
+      const range = after
+        ? table().between([threadId, after.sent, after.id], [threadId, r.maxval], { index: 'thread_sent', leftBound: 'open' })
+        : threadRange(threadId);
+      const raw: unknown[] = await pool.run(range.orderBy({ index: r.asc('thread_sent') }).limit(limit));
+      return rows(raw);
+    },
+
+    async touchThread(threadId, replierId) {
+      // Read first, then written as plain values: an update with a subquery is not atomic on
+      // RethinkDB. Counts only grow, so the larger of the stored and the read one is right.
+      const facts = z.object({ n: z.number(), last: z.date().nullable() }).parse(
+        await pool.run(r.expr({ n: threadRange(threadId).count(), last: threadRange(threadId).orderBy({ index: r.desc('thread_sent') }).limit(1)('sent').nth(0).default(null) })),
+      );
+      if (facts.last === null) return get(threadId);
+      const last = facts.last;
+      return changed(
+        await pool.run(
+          table()
+            .get(threadId)
+            .update(
+              (m: RDatum) => {
+                const starter = m('author')('id').default(null);
+                const before = m('followers').default(r.branch(starter.eq(null), [], [starter]));
+                return {
+                  replies: r.branch(m('replies').default(0).gt(facts.n), m('replies'), facts.n),
+                  lastReply: r.branch(m.hasFields('lastReply').and(m('lastReply').gt(last)), m('lastReply'), last),
+                  followers: replierId ? before.setInsert(replierId) : before,
+                  updated: r.now(),
+                };
+              },
+              { returnChanges: 'always' },
+            ),
+        ),
+        () => true,
+      );
+    },
+
+    async follow(id, userId, on) {
+      return changed(
+        await pool.run(
+          table()
+            .get(id)
+            .update(
+              (m: RDatum) => {
+                const starter = m('author')('id').default(null);
+                const before = m('followers').default(r.branch(starter.eq(null), [], [starter]));
+                return { followers: on ? before.setInsert(userId) : before.setDifference([userId]), updated: r.now() };
+              },
+              { returnChanges: 'always' },
+            ),
+        ),
+        () => true,
+      );
     },
 
     async ping() {

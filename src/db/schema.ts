@@ -26,8 +26,14 @@ export const MEMBERS = 'members';
 /** rate limits shared by every process: id `<rule>:<key>`, points taken, expiry (epoch ms) */
 export const RATE_LIMITS = 'rate_limits';
 
+/** A secondary index: its function, and whether each element of the array it returns is a key. */
+type IndexSpec = ((row: RDatum) => unknown) | { fn: (row: RDatum) => unknown; multi: true };
+
+/** A reply shown only in its thread, not in the room's own history. */
+const threadOnly = (m: RDatum) => m.hasFields('thread').and(m('alsoRoom').default(false).not());
+
 /** tables and their secondary indexes */
-const TABLES: Record<string, Record<string, (row: RDatum) => unknown>> = {
+const TABLES: Record<string, Record<string, IndexSpec>> = {
   [MESSAGES]: {
     // One room's messages in the one order every client shows: by the database's clock,
     // ties broken by id. History, resume and backfill are all ranges of this index.
@@ -36,6 +42,18 @@ const TABLES: Record<string, Record<string, (row: RDatum) => unknown>> = {
     // change: a reconnecting client catches up on these. Messages never changed have no
     // `updated` and are not in it.
     room_updated: (m: RDatum) => [m('room'), m('updated'), m('id')],
+    // The room as its reader scrolls it: room_sent without the replies kept in their thread
+    // (those are filed under `<room>#thread`, a key no room range asks for). History pages
+    // and unread counts are ranges of this one; the room's feed still carries every row.
+    room_main: (m: RDatum) => [r.branch(threadOnly(m), m('room').add('#thread'), m('room')), m('sent'), m('id')],
+    // A thread's replies, in room order (rows that are not replies have no `thread`).
+    thread_sent: (m: RDatum) => [m('thread'), m('sent'), m('id')],
+    // Who is asked to look: each user named by @username (and a thread's followers, on a
+    // reply), by room and time, so that a mention badge is an index count after the read
+    // position.
+    attention: { fn: (m: RDatum) => m('mentions').map((u: RDatum) => [u, m('room'), m('sent'), m('id')]), multi: true },
+    // Messages that name the whole room (@room): only those rows have `mentionsRoom`.
+    room_all: (m: RDatum) => [m('room'), m('mentionsRoom'), m('sent'), m('id')],
   },
   [USERS]: {},
   [CLAIMS]: {},
@@ -52,7 +70,10 @@ function declaration(db: string) {
   for (const [table, indexes] of Object.entries(TABLES)) {
     e.table(table);
     // endex reads index(name, fn) without options as index(name, options): pass {}.
-    for (const [name, fn] of Object.entries(indexes)) e.index(name, fn, {});
+    for (const [name, spec] of Object.entries(indexes)) {
+      if (typeof spec === 'function') e.index(name, spec, {});
+      else e.index(name, spec.fn, { multi: spec.multi });
+    }
   }
   return e;
 }

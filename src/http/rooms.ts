@@ -11,7 +11,8 @@ import { messageBody, text, toWire } from '../chat/protocol.js';
 import type { Message } from '../chat/message.js';
 import type { AccountStore } from '../accounts/store.js';
 import { IdConflictError, TooManyReactionsError, type MessageStore } from '../db/messages.js';
-import { newDm, newRoom, roomPatch, MAX_DM_PEOPLE, type Room } from '../rooms/schema.js';
+import { levelBody, newDm, newRoom, roomPatch, MAX_DM_PEOPLE, type Room } from '../rooms/schema.js';
+import { PostRefused, type Posting } from '../chat/posting.js';
 import { RoomNameTakenError, type RoomStore } from '../rooms/store.js';
 import { apiRoute, ApiError, invalid } from './api.js';
 import { publicUser } from './auth.js';
@@ -21,10 +22,12 @@ export interface RoomsApiOptions {
   rooms: RoomStore;
   users: AccountStore;
   messages: MessageStore;
+  posting: Posting;
   historyLimit: number;
 }
 
-const postBody = z.object({ id: z.uuid('must be a UUID').optional(), body: messageBody });
+const postBody = z.object({ id: z.uuid('must be a UUID').optional(), body: messageBody, thread: z.string().min(1).max(128).optional(), alsoRoom: z.boolean().optional() });
+const threadQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).optional(), after: z.string().min(1).max(128).optional() });
 const editBody = z.object({ body: messageBody });
 /** an emoji (or a :short_code:): one short token, no spaces or control characters */
 const emoji = text().min(1, 'must not be empty').max(32, 'must be at most 32 characters').regex(/^[^\s\p{Cc}]+$/u, 'must be one emoji or :code:, without spaces');
@@ -264,16 +267,50 @@ export function roomsApi(opts: RoomsApiOptions): express.Router {
     const c = await allowed(viewer, param(req, 'id'), 'post');
     const parsed = postBody.safeParse(req.body);
     if (!parsed.success) throw invalid(parsed.error);
-    const me = viewer.user!;
     try {
-      const { message, duplicate } = await messages.insert({ id: parsed.data.id ?? randomUUID(), room: c.room.id, body: parsed.data.body, author: { id: me.id, name: me.displayName } });
-      await rooms.setRead(c.room.id, me.id, message.sent, message.id);
+      const { message, duplicate } = await opts.posting.post(viewer.user!, c.room, { ...parsed.data, id: parsed.data.id ?? randomUUID() });
       res.status(duplicate ? 200 : 201);
       return { message: toWire(message, 2) };
     } catch (e) {
       if (e instanceof IdConflictError) throw err(409, 'id_conflict', 'that message id is taken; choose another');
+      if (e instanceof PostRefused) throw e.code === 'not_found' ? err(404, 'not_found', e.message) : err(403, 'forbidden', e.message);
       throw e;
     }
+  }));
+
+  // A thread: its first message and its replies in order, paged after a reply.
+  router.get('/api/rooms/:id/messages/:messageId/thread', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'read');
+    const q = threadQuery.safeParse(req.query);
+    if (!q.success) throw invalid(q.error);
+    const start = await messages.get(param(req, 'messageId'));
+    if (!start || start.room !== c.room.id || start.thread !== undefined) throw gone();
+    const after = q.data.after === undefined ? undefined : await messages.get(q.data.after);
+    if (q.data.after !== undefined && (!after || after.thread !== start.id)) throw err(404, 'not_found', 'no such reply in this thread');
+    const limit = q.data.limit ?? 100;
+    const list = await messages.replies(start.id, after, limit + 1);
+    return { message: toWire(start, 2), replies: list.slice(0, limit).map((m) => toWire(m, 2)), more: list.length > limit };
+  }));
+
+  // Following a thread: told of its replies (repliers and its author follow it already).
+  for (const [method, on] of [['post', true], ['delete', false]] as const) {
+    router[method]('/api/rooms/:id/messages/:messageId/follow', route(async (req, _res, viewer) => {
+      const { message } = await messageAllowed(req, viewer, 'react');
+      if (message.thread !== undefined) throw err(400, 'invalid', 'follow the thread\'s first message');
+      const m = await messages.follow(message.id, viewer.user!.id, on);
+      if (!m) throw gone();
+      return { message: toWire(m, 2) };
+    }));
+  }
+
+  // What the viewer is told of in a room: all, mentions, none (muted); null for the default.
+  router.put('/api/rooms/:id/level', route(async (req, _res, viewer) => {
+    const c = await allowed(viewer, param(req, 'id'), 'read');
+    if (!c.isMember) throw err(403, 'forbidden', 'you are not in this room');
+    const parsed = levelBody.safeParse(req.body);
+    if (!parsed.success) throw invalid(parsed.error);
+    if (!(await rooms.setLevel(c.room.id, viewer.user!.id, parsed.data.level))) throw err(403, 'forbidden', 'you are not in this room');
+    return { level: parsed.data.level };
   }));
 
   return router;

@@ -179,7 +179,9 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
       lateBeyondWindow++;
       log.warn({ room: room.name, id: m.id, lateMs: newest.sent.getTime() - m.sent.getTime(), reorderWindowMs }, 'a message committed later than the reorder window allows');
     }
-    place(room, m);
+    // A reply kept in its thread goes to everyone in the room (a thread beside the room
+    // shows it), but is not part of the room's own history: not in the window.
+    if (m.thread === undefined || m.alsoRoom) place(room, m);
     broadcast(room, m);
   }
 

@@ -14,8 +14,11 @@ import { IdConflictError, WriteTimeoutError, type MessageStore } from '../db/mes
 import type { Accounts } from '../accounts/service.js';
 import type { User } from '../accounts/schema.js';
 import type { Room } from '../rooms/schema.js';
-import type { RoomStore } from '../rooms/store.js';
-import type { WireRoom } from '../chat/wire.js';
+import type { Counts, RoomStore } from '../rooms/store.js';
+import { notifyDefault, type Member } from '../rooms/schema.js';
+import type { WireLevel, WireRoom } from '../chat/wire.js';
+import type { AccountStore } from '../accounts/store.js';
+import { PostRefused, type Posting } from '../chat/posting.js';
 import { prepareFrame, writePrepared, type PreparedFrame } from './prepared.js';
 import { createWatchHub, type Watcher } from './watch.js';
 import { TokenBucket } from './rate-limit.js';
@@ -36,6 +39,10 @@ export interface RealtimeOptions {
   access: Access;
   /** rooms and memberships: what a watching socket follows */
   rooms: RoomStore;
+  /** a signed-in user's message in a room: replies, mentions, read position */
+  posting: Posting;
+  /** the workspace's settings (what a member who chose nothing is told of) */
+  users: Pick<AccountStore, 'settings'>;
 }
 
 /** The most rooms one socket follows. */
@@ -116,14 +123,40 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
   /** open sockets by session, to close them when the session ends */
   const bySession = new Map<string, Set<Primus.Spark>>();
-  const watch = createWatchHub({ rooms: opts.rooms, log });
+  const watch = createWatchHub({ rooms: opts.rooms, log, membersChanged: (roomId) => memberCounts.delete(roomId) });
 
-  async function wireRoom(room: Room, userId: string): Promise<WireRoom> {
-    const member = await opts.rooms.member(room.id, userId);
-    const unread = await opts.rooms.unread(room.id, member);
-    const wire: WireRoom = { id: room.id, kind: room.kind, name: room.name, topic: room.topic, archived: room.archived, announcement: room.announcement, unread };
+  // A channel's size decides what a member who chose nothing is told of: a room's count is
+  // kept until the membership feed says someone joined or left it (or for a minute after a
+  // gap); the workspace's threshold is read for every reply.
+  const memberCounts = new Map<string, { n: number; at: number }>();
+  async function defaultLevel(room: Room, bigRoom: () => Promise<number>): Promise<WireLevel> {
+    if (room.kind !== 'channel') return 'all';
+    const now = Date.now();
+    let count = memberCounts.get(room.id);
+    if (!count || now - count.at > 60_000) {
+      count = { n: await opts.rooms.memberCount(room.id), at: now };
+      if (memberCounts.size > 10_000) memberCounts.clear();
+      memberCounts.set(room.id, count);
+    }
+    return notifyDefault(room.kind, count.n, await bigRoom());
+  }
+  /** The workspace's threshold, read once for all the rooms of one reply. */
+  const threshold = () => {
+    let n: Promise<number> | undefined;
+    return () => (n ??= opts.users.settings().then((s) => s.bigRoomMembers));
+  };
+
+  async function wireRoom(room: Room, member: Member | undefined, counts: Counts, bigRoom = threshold()): Promise<WireRoom> {
+    const level = member?.level ?? (await defaultLevel(room, bigRoom));
+    const wire: WireRoom = { id: room.id, kind: room.kind, name: room.name, topic: room.topic, archived: room.archived, announcement: room.announcement, unread: counts.unread, mentions: counts.mentions, level, levelChosen: member?.level !== undefined };
     if (member?.readId) wire.readId = member.readId;
     return wire;
+  }
+
+  /** The sidebar's view of one room for a user, read afresh. */
+  async function readRoom(room: Room, userId: string): Promise<WireRoom> {
+    const member = await opts.rooms.member(room.id, userId);
+    return wireRoom(room, member, await opts.rooms.counts(room.id, member));
   }
 
   // A room message is encoded once per protocol and the same frame written to every socket
@@ -152,7 +185,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     const send = (frame: OutboundFrame) => void spark.write(frame);
 
     // ---- watching every room of the user ------------------------------------------------
-    const watched = new Map<string, { sub: Subscriber; active: boolean }>();
+    const watched = new Map<string, { sub: Subscriber; active: boolean; isStarted: boolean; started: Promise<void> }>();
     /** the rooms this socket was told it is in (a snapshot, then roomAdded and roomRemoved) */
     const told = new Set<string>();
     /** rooms whose feed could not open, waiting to be tried again */
@@ -179,10 +212,16 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
     function watchRoom(roomId: string, resume: { since?: string; have?: string[]; changedSince?: string } | undefined, attempt = 0): void {
       if (watched.has(roomId) || watched.size >= MAX_WATCHED) return;
+      let started = () => undefined as void;
       const entry = {
         active: true,
+        isStarted: false,
+        /** resolves once the room's feed delivers to this socket (or could not open) */
+        started: new Promise<void>((resolve) => (started = resolve)),
         sub: {
           start(history, resumed) {
+            entry.isStarted = true;
+            started();
             if (entry.active && resumed && resume?.since) send({ type: 'joined', room: roomId, resumed: true, messages: history.map((m) => toWire(m, 2)) });
           },
           deliver(m) {
@@ -197,6 +236,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
             if (entry.active) send({ type: 'messageChanged', message: toWire(m, 2) });
           },
           fail() {
+            started();
             // The room's feed could not open (the database is away): tried again later,
             // less and less often, while the socket is open and its user still in the room.
             entry.active = false;
@@ -224,7 +264,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
             void opts.rooms.room(member.roomId).then(async (room) => {
               if (!room || watched.has(room.id)) return;
               watchRoom(room.id, undefined);
-              const wire = await wireRoom(room, user.id);
+              const wire = await readRoom(room, user.id);
               told.add(room.id);
               send({ type: 'roomAdded', room: wire });
             }).catch((e: unknown) => log.warn({ err: String(e) }, 'could not follow a new room'));
@@ -233,7 +273,13 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
             if (watched.has(roomId)) unwatch(roomId, true);
           },
           read: (member) => {
-            void opts.rooms.unread(member.roomId, member).then((unread) => send({ type: 'read', room: member.roomId, id: member.readId ?? '', unread })).catch(() => undefined);
+            void opts.rooms.counts(member.roomId, member).then((c) => send({ type: 'read', room: member.roomId, id: member.readId ?? '', unread: c.unread, mentions: c.mentions })).catch(() => undefined);
+          },
+          level: (member) => {
+            if (!told.has(member.roomId)) return;
+            void opts.rooms.room(member.roomId).then(async (room) => {
+              if (room) send({ type: 'roomUpdated', room: await readRoom(room, user.id) });
+            }).catch(() => undefined);
           },
           resync: () => {
             void snapshot(user, {}).catch((e: unknown) => log.warn({ err: String(e) }, 'could not read the rooms again after a gap'));
@@ -246,13 +292,29 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
     /** Follows every room of the user (and no other), and sends the sidebar's snapshot. */
     async function snapshot(user: User, resume: Record<string, { since?: string; have?: string[]; changedSince?: string }>): Promise<void> {
-      const mine = await opts.rooms.roomsOf(user.id);
+      // One query: every room, its membership and counts.
+      let mine = (await opts.rooms.sidebar(user.id)).slice(0, MAX_WATCHED);
       // Closed meanwhile: nothing may be left subscribed in its name.
       if (ended) return;
-      const now = new Set(mine.map((room) => room.id));
+      const now = new Set(mine.map((x) => x.room.id));
       for (const id of new Set([...watched.keys(), ...told])) if (!now.has(id)) unwatch(id, true);
-      for (const room of mine) watchRoom(room.id, resume[room.id]);
-      const wire = await Promise.all(mine.slice(0, MAX_WATCHED).map((room) => wireRoom(room, user.id)));
+      for (const x of mine) watchRoom(x.room.id, resume[x.room.id]);
+      // The counts are those of when every room's feed delivers here: a message stored after
+      // them comes live. Rooms whose feed opens now (none is open yet on this process) are
+      // waited for, a few seconds at most, and counted again.
+      const opening = mine.map((x) => watched.get(x.room.id)).filter((w) => w !== undefined && !w.isStarted).map((w) => w!.started);
+      let waited = false;
+      const settled = Promise.all(opening).then(() => (waited = true));
+      if (opening.length > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)))]);
+        clearTimeout(timer);
+        if (ended) return;
+        if (waited) mine = (await opts.rooms.sidebar(user.id)).slice(0, MAX_WATCHED).filter((x) => now.has(x.room.id));
+        if (ended) return;
+      }
+      const bigRoom = threshold();
+      const wire = await Promise.all(mine.map((x) => wireRoom(x.room, x.member, x, bigRoom)));
       told.clear();
       for (const room of wire) told.add(room.id);
       send({ type: 'rooms', rooms: wire });
@@ -359,25 +421,33 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
                 send({ type: 'error', code: may.code, message: may.reason, clientId: m.id });
                 return done();
               }
-              void store_(m).finally(done);
+              void store_(m, isRoomId(m.room) ? may.room : undefined).finally(done);
             });
           }),
       );
     }
 
-    async function store_(m: Extract<InboundFrame, { type: 'createMessage' }>['message']): Promise<void> {
+    async function store_(m: Extract<InboundFrame, { type: 'createMessage' }>['message'], room: Room | undefined): Promise<void> {
+      if (m.thread !== undefined && !(identity.user && room)) {
+        send({ type: 'error', code: 'forbidden', message: 'replies in threads are for signed-in members of a room', clientId: m.id });
+        return;
+      }
       try {
-        // A signed-in user posts under their own name, whatever the frame says.
-        const author = identity.user ? { id: identity.user.id, name: identity.user.displayName } : m.author;
-        const { message } = await store.insert({ id: m.id ?? randomUUID(), room: m.room, body: m.body, author });
-        // What one writes, one has read.
-        if (identity.user && isRoomId(m.room)) await opts.rooms.setRead(m.room, identity.user.id, message.sent, message.id).catch(() => undefined);
+        const id = m.id ?? randomUUID();
+        // A signed-in user posts under their own name, whatever the frame says; in a room of
+        // the team (not an open one), through posting: replies, mentions, read position.
+        const user = identity.user;
+        const { message } = user && room
+          ? await opts.posting.post(user, room, { id, body: m.body, thread: m.thread, alsoRoom: m.alsoRoom })
+          : await store.insert({ id, room: m.room, body: m.body, author: user ? { id: user.id, name: user.displayName } : m.author });
         if (protocol === 2) {
           send({ type: 'ack', clientId: m.id, id: message.id, room: message.room, sent: message.sent.toISOString() });
         }
       } catch (e) {
         if (e instanceof IdConflictError) {
           send({ type: 'error', code: 'id_conflict', message: 'that message id is taken; choose another', clientId: m.id });
+        } else if (e instanceof PostRefused) {
+          send({ type: 'error', code: e.code, message: e.message, clientId: m.id });
         } else {
           log.warn({ err: String(e) }, 'could not store a message');
           const why = e instanceof WriteTimeoutError ? `the database did not take it for ${Math.round(opts.sendRetryMs / 1000)} s` : 'the database failed';

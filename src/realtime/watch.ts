@@ -13,21 +13,25 @@ export interface Watcher {
   added(member: Member): void;
   removed(roomId: string): void;
   read(member: Member): void;
+  /** the member chose what they are told of (on any device) */
+  level(member: Member): void;
   /** the feed had a gap (it reopened): read the user's rooms again */
   resync(): void;
 }
 
-export function createWatchHub(opts: { rooms: RoomStore; log: Logger }) {
+export function createWatchHub(opts: { rooms: RoomStore; log: Logger; /** someone joined or left this room */ membersChanged?: (roomId: string) => void }) {
   const byUser = new Map<string, Set<Watcher>>();
 
   function dispatch(c: MemberChange): void {
+    if (c.kind === 'added' || c.kind === 'removed') opts.membersChanged?.(c.member.roomId);
     const watchers = byUser.get(c.member.userId);
     if (!watchers) return;
     for (const w of watchers) {
       try {
         if (c.kind === 'added') w.added(c.member);
         else if (c.kind === 'removed') w.removed(c.member.roomId);
-        else w.read(c.member);
+        else if (c.kind === 'read') w.read(c.member);
+        else w.level(c.member);
       } catch (e) {
         opts.log.warn({ err: String(e) }, 'a watcher failed');
       }

@@ -31,8 +31,19 @@ export const memberRow = z.object({
   /** the read position: the newest message (room order) the user has read */
   readSent: z.date().optional(),
   readId: z.string().optional(),
+  /** what the member is told of: set by them; absent, the room's default (notifyDefault) */
+  level: z.enum(['all', 'mentions', 'none']).optional(),
 });
 export type Member = z.output<typeof memberRow>;
+
+export const NOTIFY_LEVELS = ['all', 'mentions', 'none'] as const;
+export type NotifyLevel = (typeof NOTIFY_LEVELS)[number];
+
+/** A member who chose nothing is told of every message in DMs, private groups and small
+ *  channels, and only of mentions in channels of more than `bigRoom` members. */
+export function notifyDefault(kind: RoomKind, members: number, bigRoom: number): NotifyLevel {
+  return kind === 'channel' && members > bigRoom ? 'mentions' : 'all';
+}
 
 export const MAX_DM_PEOPLE = 8;
 
@@ -48,6 +59,7 @@ export const roomPatch = z
   .object({ name: roomName, topic, archived: z.boolean(), announcement: z.boolean(), isDefault: z.boolean() })
   .partial()
   .refine((p) => Object.keys(p).length > 0, 'name at least one of name, topic, archived, announcement, isDefault');
+export const levelBody = z.object({ level: z.enum(NOTIFY_LEVELS).nullable() });
 export const newDm = z.object({ userIds: z.array(z.string().min(1).max(64)).min(1, 'name at least one person').max(MAX_DM_PEOPLE - 1, `a DM holds at most ${MAX_DM_PEOPLE} people`) });
 
 export const memberId = (roomId: string, userId: string) => `${roomId}/${userId}`;

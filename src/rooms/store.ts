@@ -6,7 +6,7 @@ import { r, type RDatum } from 'rethinkdb-ts';
 import { z } from 'zod';
 import type { Pool } from '../db/pool.js';
 import { CLAIMS, MEMBERS, MESSAGES, ROOMS } from '../db/schema.js';
-import { memberId, memberRow, normalRoomName, roomRow, type Member, type Room, type RoomKind } from './schema.js';
+import { memberId, memberRow, normalRoomName, roomRow, type Member, type NotifyLevel, type Room, type RoomKind } from './schema.js';
 
 export class RoomNameTakenError extends Error {
   override name = 'RoomNameTakenError';
@@ -33,13 +33,27 @@ export interface RoomStore {
   share(a: string, b: string): Promise<boolean>;
   /** Moves a member's read position forward to (sent, id); never back. */
   setRead(roomId: string, userId: string, sent: Date, id: string): Promise<void>;
-  /** Messages after a read position, counted by index up to `cap` (never the whole history). */
-  unread(roomId: string, member: Member | undefined, cap?: number): Promise<number>;
+  /** After a read position: the messages (unread) and those asking the member to look
+   *  (mentions), each counted by index up to `cap`, never the whole history. */
+  counts(roomId: string, member: Member | undefined, cap?: number): Promise<Counts>;
+  /** Every room of the user with their membership and counts: the sidebar, in one query. */
+  sidebar(userId: string, cap?: number): Promise<Array<{ room: Room; member: Member } & Counts>>;
+  /** how many members the room has */
+  memberCount(roomId: string): Promise<number>;
+  /** Sets (or with null clears, back to the default) what the member is told of. */
+  setLevel(roomId: string, userId: string, level: NotifyLevel | null): Promise<boolean>;
   /** Every membership change, on every process: added, removed, or a read position moved. */
   memberChanges(): Promise<{ close(): Promise<void>; [Symbol.asyncIterator](): AsyncIterator<MemberChange> }>;
 }
 
-export type MemberChange = { kind: 'added' | 'removed' | 'read'; member: Member };
+export type MemberChange = { kind: 'added' | 'removed' | 'read' | 'level'; member: Member };
+
+export interface Counts {
+  unread: number;
+  mentions: number;
+}
+
+const countsRow = z.object({ unread: z.number(), mentions: z.number() });
 
 export function createRoomStore(pool: Pool, db: string): RoomStore {
   const t = (name: string) => r.db(db).table(name);
@@ -53,6 +67,19 @@ export function createRoomStore(pool: Pool, db: string): RoomStore {
   }
   const unclaim = (key: string, roomId: string) => pool.run(t(CLAIMS).get(key).replace((c: RDatum) => r.branch(c('roomId').eq(roomId), null, c)));
   const nameKey = (name: string) => `channel:${normalRoomName(name)}`;
+
+  /** The counts after a member's read position (a ReQL term, so that many run in one query):
+   *  messages of the room's own history, and those naming the member or the whole room. */
+  function countsTerm(roomId: RDatum | string, userId: RDatum | string, member: RDatum | undefined, cap: number) {
+    const read = member ?? r.expr({});
+    const at = r.branch(read.hasFields('readSent', 'readId'), r.expr([roomId, read('readSent'), read('readId')]), r.expr([roomId, r.minval]));
+    const after = (index: string, prefix: unknown[]) =>
+      t(MESSAGES).between(r.branch(read.hasFields('readSent', 'readId'), r.expr([...prefix, read('readSent'), read('readId')]), r.expr([...prefix, r.minval])), [...prefix, r.maxval], { index, leftBound: 'open' }).limit(cap).count();
+    return {
+      unread: t(MESSAGES).between(at, [roomId, r.maxval], { index: 'room_main', leftBound: 'open' }).limit(cap).count(),
+      mentions: r.add(after('attention', [userId, roomId]), after('room_all', [roomId, true])).do((n: RDatum) => r.branch(n.gt(cap), cap, n)),
+    };
+  }
 
   async function room(id: string): Promise<Room | undefined> {
     return parse(await pool.run(t(ROOMS).get(id)));
@@ -149,10 +176,31 @@ export function createRoomStore(pool: Pool, db: string): RoomStore {
       );
     },
 
-    async unread(roomId, member, cap = 100) {
-      const from = member?.readSent && member.readId ? [roomId, member.readSent, member.readId] : [roomId, r.minval];
-      const n = await pool.run(t(MESSAGES).between(from, [roomId, r.maxval], { index: 'room_sent', leftBound: 'open' }).limit(cap).count());
-      return Number(n);
+    async counts(roomId, member, cap = 100) {
+      const userId = member?.userId ?? '';
+      return countsRow.parse(await pool.run(r.expr(member ?? null).do((m: RDatum) => countsTerm(roomId, userId, r.branch(m.eq(null), r.expr({}), m), cap))));
+    },
+
+    async sidebar(userId, cap = 100) {
+      const rows: unknown[] = await pool.run(
+        t(MEMBERS)
+          .getAll(userId, { index: 'userId' })
+          .eqJoin('roomId', t(ROOMS))
+          .map((j: RDatum) => r.expr({ room: j('right'), member: j('left') }).merge(countsTerm(j('left')('roomId'), userId, j('left'), cap))),
+      );
+      const row = z.object({ room: roomRow, member: memberRow }).and(countsRow);
+      return rows.map((x) => row.parse(x));
+    },
+
+    async memberCount(roomId) {
+      return Number(await pool.run(t(MEMBERS).getAll(roomId, { index: 'roomId' }).count()));
+    },
+
+    async setLevel(roomId, userId, level) {
+      const res = z.object({ replaced: z.number(), unchanged: z.number(), skipped: z.number() }).parse(
+        await pool.run(t(MEMBERS).get(memberId(roomId, userId)).replace((m: RDatum) => r.branch(m.eq(null), null, level === null ? m.without('level') : m.merge({ level })))),
+      );
+      return res.replaced + res.unchanged > 0;
     },
 
     async memberChanges() {
@@ -166,6 +214,7 @@ export function createRoomStore(pool: Pool, db: string): RoomStore {
             if (c.new_val && !c.old_val) yield { kind: 'added' as const, member: c.new_val };
             else if (c.old_val && !c.new_val) yield { kind: 'removed' as const, member: c.old_val };
             else if (c.new_val && c.old_val && c.new_val.readId !== c.old_val.readId) yield { kind: 'read' as const, member: c.new_val };
+            else if (c.new_val && c.old_val && c.new_val.level !== c.old_val.level) yield { kind: 'level' as const, member: c.new_val };
           }
         },
       };

@@ -8,7 +8,7 @@ export class ApiError extends Error {
 
 const csrf = () => document.querySelector<HTMLMetaElement>('meta[name="csrf"]')?.content ?? '';
 
-export async function api<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const res = await fetch(path, {
     method,
     credentials: 'same-origin',

@@ -2,13 +2,14 @@
 // the open room (history, live messages, composer), and the actions: new room, browse and
 // join channels, new direct message, add people, invitation links. It talks to the server
 // only through the /api routes and the socket protocol, as any integration would.
-import type { OutboundFrame, WireMessage, WireRoom } from '../../chat/wire.js';
+import { asksToLook, inThreadOnly, notifies, type OutboundFrame, type WireLevel, type WireMessage, type WireRoom } from '../../chat/wire.js';
 import { ClientSession } from '../../client/session.js';
 import { roomElements, wireComposer } from '../composer.js';
 import { connect } from '../connection.js';
 import { card, MessageList } from '../message-list.js';
 import { api, ApiError } from './api.js';
 import { Sidebar } from './sidebar.js';
+import { ThreadPane } from './thread.js';
 
 interface Me {
   id: string;
@@ -32,6 +33,9 @@ const els = {
   roomMembers: $('room-members'),
   addPeople: $<HTMLButtonElement>('add-people'),
   roomSettings: $<HTMLButtonElement>('room-settings'),
+  level: $<HTMLSelectElement>('room-level'),
+  notifyEnable: $<HTMLButtonElement>('notify-enable'),
+  thread: $('thread'),
   ...roomElements(),
   dialog: $<HTMLDialogElement>('dialog'),
   notice: $('notice'),
@@ -64,9 +68,15 @@ const session: ClientSession = new ClientSession({
       const el = messageCard(m);
       if (loadingOlder) view.keepPosition(() => view.insert(el, index, { live: true, own: false }));
       else view.insert(el, index, { live, own: mine });
+      if (m.thread !== undefined) thread.reply(m);
       markRead();
     },
-    changed: (m, index) => view.replace(messageCard(m), index),
+    changed: (m, index) => {
+      view.replace(messageCard(m), index);
+      thread.changed(m);
+    },
+    reply: (m) => thread.reply(m),
+    replyChanged: (m) => thread.changed(m),
     joined: (room, resumed) => {
       view.status(session.history.messages.length === 0 ? 'No messages here yet. Say hello!' : undefined);
       if (!resumed) afterJoin(room);
@@ -92,7 +102,10 @@ function markRead(): void {
   const room = rooms.get(current);
   if (room && room.unread === 0 && room.id === current && lastRead.get(room.id) === newest.id) return;
   lastRead.set(current, newest.id);
-  if (room) room.unread = 0;
+  if (room) {
+    room.unread = 0;
+    room.mentions = 0;
+  }
   socket.write({ type: 'read', room: current, id: newest.id });
   draw();
 }
@@ -135,25 +148,83 @@ function onFrame(f: OutboundFrame): void {
       break;
     case 'read': {
       const r = rooms.get(f.room);
-      if (r) r.unread = f.unread;
+      if (r) {
+        r.unread = f.unread;
+        r.mentions = f.mentions;
+      }
       draw();
       break;
     }
+    case 'roomUpdated':
+      rooms.set(f.room.id, f.room);
+      if (f.room.id === current) showLevel(f.room);
+      draw();
+      break;
     case 'error':
       // The session ended (logged out elsewhere, password changed, disabled): the server has
       // closed the socket for good; only a new log-in brings the page back.
       if (f.code === 'unauthenticated') sessionEnded();
       break;
     case 'deliverMessage': {
-      const r = rooms.get(f.message.room);
-      const mine = typeof f.message.author === 'object' && f.message.author.id === me.id;
-      if (r && f.message.room !== current && !mine) {
-        r.unread++;
+      const m = f.message;
+      const r = rooms.get(m.room);
+      const mine = typeof m.author === 'object' && m.author.id === me.id;
+      if (r && (m.room !== current || document.hidden) && !mine) {
+        if (!inThreadOnly(m)) r.unread++;
+        if (asksToLook(m, me.id)) r.mentions++;
         draw();
       }
+      if (r && document.hidden) notify(r, m);
       break;
     }
   }
+}
+
+// ---- threads, notification levels, desktop notifications -------------------------------
+
+const thread = new ThreadPane(els.thread, {
+  card: (m) => messageCard(m, { inThread: true }),
+  send: (start, body, alsoRoom) => {
+    if (current === undefined) return undefined;
+    const p = session.send(body, undefined, { thread: start, alsoRoom });
+    const el = card({ id: p.id, body, author: { name: me.displayName } }, { mine: true, pending: true });
+    el.addEventListener('click', () => {
+      if (session.pending.get(p.id)?.failed) session.retry(p.id);
+    });
+    return el;
+  },
+  following: (start) => (start.followers ?? (typeof start.author === 'object' && start.author.id ? [start.author.id] : [])).includes(me.id),
+  notice,
+});
+
+function showLevel(r: WireRoom): void {
+  els.level.value = r.levelChosen ? r.level : '';
+  els.level.options[0].textContent = `the default (${r.level === 'all' && !r.levelChosen ? 'every message' : r.levelChosen ? 'as the room decides' : 'mentions only'})`;
+  els.level.parentElement!.hidden = false;
+}
+els.level.addEventListener('change', () => {
+  const id = current;
+  if (!id) return;
+  const level = (els.level.value || null) as WireLevel | null;
+  api('PUT', `/api/rooms/${id}/level`, { level }).catch((e: unknown) => notice(e instanceof Error ? e.message : String(e)));
+});
+
+/** A desktop notification, when the tab is hidden and the room's level asks for it. */
+function notify(r: WireRoom, m: WireMessage): void {
+  if (!('Notification' in window) || Notification.permission !== 'granted' || !notifies(r.level, m, me.id)) return;
+  const where = r.kind === 'dm' ? (dmNames.get(r.id) ?? 'Direct message') : r.name;
+  const who = typeof m.author === 'object' ? m.author.name : m.author;
+  const n = new Notification(`${who} in ${where}`, { body: m.body.slice(0, 200), tag: m.id });
+  n.onclick = () => {
+    window.focus();
+    openRoom(r.id);
+  };
+}
+if ('Notification' in window && Notification.permission === 'default') {
+  els.notifyEnable.hidden = false;
+  els.notifyEnable.addEventListener('click', () => {
+    void Notification.requestPermission().then(() => (els.notifyEnable.hidden = true));
+  });
 }
 
 function sessionEnded(): void {
@@ -194,9 +265,10 @@ const isMine = (m: WireMessage) => typeof m.author === 'object' && m.author.id =
 const mayManage = () => me.role === 'owner' || me.role === 'admin';
 
 /** A confirmed message as the team page shows it: the card, its reactions, its actions. */
-function messageCard(m: WireMessage): HTMLElement {
+function messageCard(m: WireMessage, where: { inThread?: boolean } = {}): HTMLElement {
   const el = card(m, { mine: isMine(m), pending: false });
   if (m.event) el.classList.add('system');
+  if (m.thread !== undefined && !where.inThread) el.querySelector('.meta')?.append(Object.assign(document.createElement('span'), { className: 'in-thread', textContent: 'replied in a thread' }));
   if (m.deleted) {
     if (workspace.deletedMessages === 'hide') el.hidden = true;
     return el;
@@ -229,6 +301,15 @@ function messageCard(m: WireMessage): HTMLElement {
     void navigator.clipboard?.writeText(url.href);
     notice('Link copied.');
   });
+  if (m.thread === undefined && !where.inThread) {
+    act('💬', 'Reply in thread', () => void thread.open(m));
+    if ((m.replies ?? 0) > 0) {
+      const last = m.lastReply ? new Date(m.lastReply).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+      const link = Object.assign(document.createElement('button'), { type: 'button', className: 'thread-link', textContent: `${m.replies} repl${m.replies === 1 ? 'y' : 'ies'}${last ? ` · last at ${last}` : ''}` });
+      link.addEventListener('click', () => void thread.open(m));
+      reactions.append(link);
+    }
+  }
   el.tabIndex = 0; // a tap or Tab shows the actions
   el.append(reactions, actions);
   return el;
@@ -327,6 +408,8 @@ function openRoom(id: string): void {
   els.body.placeholder = r.archived ? 'This room is archived' : `Message ${r.kind === 'dm' ? (dmNames.get(id) ?? '') : r.name}`;
   els.addPeople.hidden = r.kind === 'dm' || me.role === 'guest';
   els.roomSettings.hidden = r.kind === 'dm';
+  showLevel(r);
+  thread.close();
   els.sidebar.classList.remove('open');
   const url = new URL(location.href);
   url.searchParams.set('room', id);

@@ -32,16 +32,20 @@ export class Sidebar {
             const a = document.createElement('a');
             a.href = `/?room=${encodeURIComponent(r.id)}`;
             a.dataset.room = r.id;
-            a.className = `room-link${r.id === current ? ' current' : ''}${r.archived ? ' archived' : ''}`;
+            a.className = `room-link${r.id === current ? ' current' : ''}${r.archived ? ' archived' : ''}${r.level === 'none' ? ' muted' : ''}`;
             const name = document.createElement('span');
             name.className = 'room-name';
             name.textContent = kind === 'dm' ? dmName(r) : `${kind === 'channel' ? '#' : '🔒'} ${r.name}`;
             a.append(name);
-            if (r.unread > 0 && r.id !== current) {
-              const badge = document.createElement('span');
-              badge.className = 'badge';
-              badge.textContent = r.unread >= 100 ? '99+' : String(r.unread);
-              a.append(badge);
+            // A muted room shows no badge; a mention shows apart from the unread count.
+            if (r.id !== current && r.level !== 'none') {
+              const count = (n: number) => (n >= 100 ? '99+' : String(n));
+              if (r.mentions > 0) {
+                const badge = Object.assign(document.createElement('span'), { className: 'badge mention', textContent: `@${count(r.mentions)}` });
+                badge.title = `${r.mentions} asking you to look`;
+                a.append(badge);
+              }
+              if (r.unread > 0) a.append(Object.assign(document.createElement('span'), { className: 'badge', textContent: count(r.unread) }));
             }
             a.addEventListener('click', (e) => {
               e.preventDefault();
