@@ -97,6 +97,11 @@ const envSchema = z.object({
   LOGIN_RATE_LIMIT_PER_ACCOUNT: int(1, 100_000).default(10),
   LOGIN_RATE_LIMIT_PER_ADDRESS: int(1, 100_000).default(50),
   SIGNUP_RATE_LIMIT_PER_ADDRESS: int(1, 100_000).default(20),
+  /** how often a process writes its heartbeat row (`npm run status`); it counts as gone after
+   *  three beats missed */
+  HEARTBEAT_SECONDS: z.coerce.number().min(0.2, 'must be at least 0.2').max(60, 'must be at most 60').default(5),
+  /** the process's name on a Procfile platform (`web.1`), set by Heroku and Dokku */
+  DYNO: z.string().min(1).max(200).optional(),
 });
 
 const configSchema = envSchema.transform((e) => ({
@@ -121,6 +126,8 @@ const configSchema = envSchema.transform((e) => ({
     loginPerAddress: e.LOGIN_RATE_LIMIT_PER_ADDRESS,
     signupPerAddress: e.SIGNUP_RATE_LIMIT_PER_ADDRESS,
   },
+  heartbeatMs: e.HEARTBEAT_SECONDS * 1000,
+  dyno: e.DYNO,
 }));
 
 export type Config = z.output<typeof configSchema>;

@@ -16,6 +16,9 @@ import { authRoutes } from './http/auth.js';
 import { createLimits } from './http/limits.js';
 import { roomsApi } from './http/rooms.js';
 import { peopleApi } from './http/people.js';
+import { statusApi } from './http/status.js';
+import { createHeartbeat } from './ops/heartbeat.js';
+import { readStatus } from './ops/status.js';
 import { createAccess } from './chat/access.js';
 import { createPosting } from './chat/posting.js';
 import { migrateLegacyRooms } from './rooms/legacy.js';
@@ -35,7 +38,9 @@ export interface App {
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
-export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
+/** `embeddedDataDir`: the embedded database's directory, when this process runs it (its size
+ *  goes into the heartbeat). */
+export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataDir?: string } = {}): App {
   const log = deps.log ?? pino({ level: config.logLevel });
   const pool = openPool(config.database, { log });
   const store = createMessageStore(pool, config.dbName, { retryWritesForMs: config.sendRetryMs });
@@ -52,6 +57,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
   const limits = createLimits({ pool, db: config.dbName, log });
   let stopWatching: (() => Promise<void>) | undefined;
   const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs });
+  const heartbeat = createHeartbeat({ pool, db: config.dbName, log, everyMs: config.heartbeatMs, dyno: config.dyno, stats: () => ({ sockets: realtime?.connections() ?? 0, ...feeds.stats() }), embeddedDataDir: deps.embeddedDataDir });
   let server: Server | undefined;
   let realtime: Realtime | undefined;
   let schemaReady = false;
@@ -95,7 +101,8 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       let library = '';
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, posting, historyLimit: config.historyLimit });
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
-      server = createServer(createHttpApp({ log, ready, auth, rooms, people, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy }));
+      const status = statusApi({ read: () => readStatus(pool, config.dbName) });
+      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy }));
       const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore });
       realtime = rt;
       library = rt.library;
@@ -115,6 +122,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
       });
       const address = s.address();
       const port = typeof address === 'object' && address ? address.port : config.port;
+      await heartbeat.start();
       log.info({ port, host: config.host, db: config.dbName }, 'listening');
       return { port };
     },
@@ -122,6 +130,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
     async stop() {
       if (stopping) return;
       stopping = true;
+      await heartbeat.stop();
       if (realtime && server) {
         const s = server;
         // Sockets and in-flight requests get a moment to finish; then they are cut.
@@ -143,7 +152,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger } = {}): App {
 }
 
 /** The database to use: RETHINKDB_URL's, or the embedded server started here on DATA_DIR. */
-export async function openDatabase(config: Config, log: Logger): Promise<{ database: DbAddress; close(): Promise<void> }> {
+export async function openDatabase(config: Config, log: Logger): Promise<{ database: DbAddress; close(): Promise<void>; dataDir?: string }> {
   if (config.database) return { database: config.database, close: async () => undefined };
   const dataDir = join(config.dataDir, 'reql');
   const reql = await startReqlServer({ port: 0, host: '127.0.0.1', dataDir, onWarn: (m) => log.warn({ component: 'reql' }, m) });
@@ -153,6 +162,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<{ datab
   writeFileSync(portFile, `${reql.host}:${reql.port}\n`);
   return {
     database: { servers: [{ host: reql.host, port: reql.port }], user: 'admin', password: '' },
+    dataDir,
     async close() {
       rmSync(portFile, { force: true });
       await reql.close();
@@ -181,7 +191,7 @@ async function main(): Promise<void> {
   const config = readConfigOrExit(process.env);
   const log = pino({ level: config.logLevel });
   const db = await openDatabase(config, log);
-  const app = createApp({ ...config, database: db.database }, { log });
+  const app = createApp({ ...config, database: db.database }, { log, embeddedDataDir: db.dataDir });
 
   let shuttingDown = false;
   const shutdown = (signal: string) => {

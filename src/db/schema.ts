@@ -25,6 +25,8 @@ export const ROOMS = 'rooms';
 export const MEMBERS = 'members';
 /** rate limits shared by every process: id `<rule>:<key>`, points taken, expiry (epoch ms) */
 export const RATE_LIMITS = 'rate_limits';
+/** one row per running app process, rewritten by its heartbeat (src/ops/heartbeat.ts) */
+export const PROCESSES = 'processes';
 
 /** A secondary index: its function, and whether each element of the array it returns is a key. */
 type IndexSpec = ((row: RDatum) => unknown) | { fn: (row: RDatum) => unknown; multi: true };
@@ -63,6 +65,8 @@ const TABLES: Record<string, Record<string, IndexSpec>> = {
   [ROOMS]: { kind: (room: RDatum) => room('kind') },
   [MEMBERS]: { userId: (m: RDatum) => m('userId'), roomId: (m: RDatum) => m('roomId') },
   [RATE_LIMITS]: { expire: (l: RDatum) => l('expire') },
+  // Rows whose last beat is long past are swept by this index.
+  [PROCESSES]: { beat: (p: RDatum) => p('beat') },
 };
 
 function declaration(db: string) {

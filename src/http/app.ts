@@ -24,6 +24,8 @@ export interface HttpOptions {
   rooms: express.Router;
   /** people and the workspace (src/http/people.ts) */
   people: express.Router;
+  /** the deployment's status for admins (src/http/status.ts) */
+  status: express.Router;
   /** Express's `trust proxy` (TRUST_PROXY) */
   trustProxy: boolean | number | string;
   /** readiness: the database answers and the schema is in place */
@@ -91,6 +93,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
   app.use(opts.auth.routes);
   app.use(opts.rooms);
   app.use(opts.people);
+  app.use(opts.status);
 
   app.get('/', (req: Request, res: Response, next: express.NextFunction) => {
     const viewer = res.locals.viewer;

@@ -1,7 +1,9 @@
 // The admin page: the workspace's name and registration mode, people's roles and whether
-// they are disabled, and which channels are default. Everything goes through the same /api
-// routes (and their rules: an admin cannot change an owner, the last owner stays).
+// they are disabled, which channels are default, and the deployment's status. Everything goes
+// through the same /api routes (and their rules: an admin cannot change an owner, the last
+// owner stays).
 import { api } from '../team/api.js';
+import type { Status } from '../../ops/status.js';
 
 interface User {
   id: string;
@@ -96,4 +98,43 @@ async function channels(): Promise<void> {
   );
 }
 
-Promise.all([workspace(), people(), channels()]).catch(say);
+/** A table of text cells; the first row is the head. */
+function grid(rows: string[][]): HTMLTableElement {
+  const table = Object.assign(document.createElement('table'), { className: 'users' });
+  rows.forEach((cells, i) => {
+    const tr = document.createElement('tr');
+    for (const c of cells) tr.append(Object.assign(document.createElement(i === 0 ? 'th' : 'td'), { textContent: c }));
+    (i === 0 ? table.createTHead() : table.tBodies[0] ?? table.createTBody()).append(tr);
+  });
+  return table;
+}
+
+/** The status section; a failure to read it is said there, apart from the page's notice. */
+async function status(): Promise<void> {
+  const box = document.getElementById('status')!;
+  let s: Status;
+  try {
+    s = (await api<{ status: Status }>('GET', '/api/admin/status')).status;
+  } catch (e) {
+    box.textContent = `The status could not be read: ${e instanceof Error ? e.message : String(e)}`;
+    return;
+  }
+  const heading = (text: string) => Object.assign(document.createElement('h4'), { textContent: text });
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  const parts: HTMLElement[] = [
+    heading(`Processes (${s.processes.filter((p) => p.alive).length} alive)`),
+    grid([['Dyno', 'State', 'Host', 'Up (s)', 'Last beat (s ago)', 'Sockets', 'Feeds', 'Version'], ...s.processes.map((p) => [p.dyno, p.alive ? 'alive' : 'gone', p.host, String(Math.round(p.uptimeSeconds)), String(p.lastBeatSecondsAgo), String(p.sockets), String(p.feeds.openFeeds), p.commit ? `${p.version} (${p.commit})` : p.version])]),
+    heading(`Database servers (${s.database.kind})`),
+    grid([['Name', 'Version', 'Host', 'Connected to'], ...s.servers.map((v) => [v.name, v.version, v.hostname ?? '', v.connectedTo.join(', ')])]),
+    heading('Tables'),
+    grid([['Table', 'Shards', 'Replicas', 'Ready', 'Size'], ...s.tables.map((t) => [t.name, String(t.shards.length), String(t.replicas), t.ready ? 'ready' : 'NOT READY', t.rows !== undefined ? `${t.rows} row${t.rows === 1 ? '' : 's'}` : t.dataBytes !== undefined ? mib(t.dataBytes) : ''])]),
+    heading(`Issues (${s.issues.length})`),
+    ...s.issues.map((i) => Object.assign(document.createElement('p'), { textContent: `${i.critical ? 'Critical: ' : ''}${i.type}: ${i.description}` })),
+  ];
+  if (s.embedded) parts.push(Object.assign(document.createElement('p'), { textContent: `Embedded data: ${mib(s.embedded.bytes)} in ${s.embedded.dataDir}` }));
+  for (const u of s.unavailable) parts.push(Object.assign(document.createElement('p'), { className: 'hint', textContent: `Not known: ${u}` }));
+  box.replaceChildren(...parts);
+}
+
+document.getElementById('status-refresh')!.addEventListener('click', () => void status());
+Promise.all([workspace(), people(), channels(), status()]).catch(say);
