@@ -11,26 +11,6 @@ import { mentionsIn } from '../src/chat/posting.js';
 import { Agent } from './fixtures/http.js';
 import { clientFor, spawnApp, startDb, type Client, type Frame } from './fixtures/chat.js';
 
-t.test('the @names of a message', async (t) => {
-  t.same(mentionsIn('hi @Alice and @bob.'), { names: ['alice', 'bob'], room: false });
-  t.same(mentionsIn('@room deploy at 5, @here'), { names: [], room: true });
-  t.same(mentionsIn('mail alice@example.com, `@bob` in code, ```\n@carol\n```'), { names: [], room: false }, 'not an address, not in code');
-  t.same(mentionsIn('@dave @dave @DAVE'), { names: ['dave'], room: false }, 'each once');
-});
-
-t.test('what a level notifies of', async (t) => {
-  const me = 'u1';
-  const plain: Pick<WireMessage, 'author'> = { author: { id: 'u2', name: 'B' } };
-  t.ok(notifies('all', plain, me));
-  t.notOk(notifies('mentions', plain, me));
-  t.ok(notifies('mentions', { ...plain, mentions: [me] }, me));
-  t.ok(notifies('mentions', { ...plain, mentionsRoom: true }, me));
-  t.notOk(notifies('none', { ...plain, mentions: [me] }, me), 'muted: nothing');
-  t.notOk(notifies('all', { author: { id: me, name: 'A' }, mentions: [me] }, me), 'never one\'s own');
-  t.notOk(notifies('all', { ...plain, thread: 'x' }, me), 'a reply in a thread one does not follow');
-  t.ok(notifies('all', { ...plain, thread: 'x', alsoRoom: true }, me), 'unless it is also in the room');
-});
-
 const db = await startDb(t);
 const env = { RETHINKDB_URL: db.url, SIGNUP_RATE_LIMIT_PER_ADDRESS: '1000', LOGIN_RATE_LIMIT_PER_ADDRESS: '1000' };
 const [one, two] = await Promise.all([spawnApp(t, { ...env, DYNO: 'web.1' }), spawnApp(t, { ...env, DYNO: 'web.2' })]);
@@ -198,4 +178,24 @@ t.test('after a reconnect: thread counts and mention badges as a fresh client ha
   const freshRooms = (await watcher(two.url, bob)).rooms;
   t.same(roomIn(snapshot, room), roomIn(freshRooms, room), 'the sidebar entry, field by field as a fresh client has it');
   t.ok(roomIn(snapshot, room)!.mentions >= 4, 'three replies naming him and one message');
+});
+
+t.test('the @names of a message', async (t) => {
+  t.same(mentionsIn('hi @Alice and @bob.'), { names: ['alice', 'bob'], room: false });
+  t.same(mentionsIn('@room deploy at 5, @here'), { names: [], room: true });
+  t.same(mentionsIn('mail alice@example.com, `@bob` in code, ```\n@carol\n```'), { names: [], room: false }, 'not an address, not in code');
+  t.same(mentionsIn('@dave @dave @DAVE'), { names: ['dave'], room: false }, 'each once');
+});
+
+t.test('what a level notifies of', async (t) => {
+  const me = 'u1';
+  const plain: Pick<WireMessage, 'author'> = { author: { id: 'u2', name: 'B' } };
+  t.ok(notifies('all', plain, me));
+  t.notOk(notifies('mentions', plain, me));
+  t.ok(notifies('mentions', { ...plain, mentions: [me] }, me));
+  t.ok(notifies('mentions', { ...plain, mentionsRoom: true }, me));
+  t.notOk(notifies('none', { ...plain, mentions: [me] }, me), 'muted: nothing');
+  t.notOk(notifies('all', { author: { id: me, name: 'A' }, mentions: [me] }, me), 'never one\'s own');
+  t.notOk(notifies('all', { ...plain, thread: 'x' }, me), 'a reply in a thread one does not follow');
+  t.ok(notifies('all', { ...plain, thread: 'x', alsoRoom: true }, me), 'unless it is also in the room');
 });
