@@ -25,6 +25,8 @@ import { migrateLegacyRooms } from './rooms/legacy.js';
 import { createRoomStore } from './rooms/store.js';
 import { createRoomFeeds, type RoomFeeds } from './realtime/room-feeds.js';
 import { attachRealtime, type Realtime } from './realtime/sockets.js';
+import { createPresence, type Presence } from './realtime/presence.js';
+import { createSignals } from './realtime/signals.js';
 import { startReqlServer } from './reql/index.js';
 
 export type AppConfig = Config & { database: DbAddress };
@@ -60,6 +62,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
   const heartbeat = createHeartbeat({ pool, db: config.dbName, log, everyMs: config.heartbeatMs, dyno: config.dyno, stats: () => ({ sockets: realtime?.connections() ?? 0, ...feeds.stats() }), embeddedDataDir: deps.embeddedDataDir });
   let server: Server | undefined;
   let realtime: Realtime | undefined;
+  let presence: Presence | undefined;
   let schemaReady = false;
   let stopping = false;
 
@@ -103,7 +106,9 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
       const status = statusApi({ read: () => readStatus(pool, config.dbName) });
       server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy }));
-      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore });
+      presence = createPresence({ pool, db: config.dbName, log, procId: heartbeat.id });
+      const signals = (deliver: Parameters<typeof createSignals>[0]['deliver']) => createSignals({ pool, db: config.dbName, log, deliver });
+      const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore, presence, signals });
       realtime = rt;
       library = rt.library;
       // A session deleted anywhere (log-out, password change, a disabled user) closes its
@@ -112,6 +117,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       stopWatching = () => watch.stop();
       await watch.ready;
       await rt.ready;
+      await presence.ready;
       const s = server;
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
@@ -139,6 +145,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
         clearTimeout(cut);
       }
       await stopWatching?.();
+      await presence?.stop();
       limits.stop();
       await feeds.close();
       await pool.close();

@@ -69,6 +69,12 @@ export const inboundFrame = z.discriminatedUnion('type', [
   }),
   /** protocol 2, signed in: the user has read the room up to this message */
   z.object({ type: z.literal('read'), room: roomName, id: messageId }),
+  /** signed in: tell me who of these people is online (replaces the previous list) */
+  z.object({ type: z.literal('presence'), users: z.array(messageId).max(500, 'at most 500 people') }),
+  /** signed in: this page is idle or hidden (away), or in use again */
+  z.object({ type: z.literal('away'), away: z.boolean() }),
+  /** signed in: the user is typing in the room (sent at most every few seconds) */
+  z.object({ type: z.literal('typing'), room: roomName }),
   z.object({
     type: z.literal('createMessage'),
     message: z.object({

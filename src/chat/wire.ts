@@ -109,6 +109,10 @@ export type OutboundFrame =
   | { type: 'roomRemoved'; room: string }
   /** the user's read position in a room moved (on any device) */
   | { type: 'read'; room: string; id: string; unread: number; mentions: number }
+  /** who of the people asked about is online, away or offline (then each change) */
+  | { type: 'presence'; users: Record<string, 'online' | 'away' | 'offline'> }
+  /** someone is typing in a room (shown for a few seconds) */
+  | { type: 'typing'; room: string; userId: string; name: string }
   /** the room's state for the user changed (what they are told of, on any device) */
   | { type: 'roomUpdated'; room: WireRoom }
   /** `clientId`: the createMessage it answers; `room`: the joinRoom it answers */

@@ -27,6 +27,10 @@ export const MEMBERS = 'members';
 export const RATE_LIMITS = 'rate_limits';
 /** one row per running app process, rewritten by its heartbeat (src/ops/heartbeat.ts) */
 export const PROCESSES = 'processes';
+/** who is online: one row per user per process that has their sockets (src/realtime/presence.ts) */
+export const PRESENCE = 'presence';
+/** short-lived signals to a room's sockets on every process: who is typing (`<room>/<user>`) */
+export const SIGNALS = 'signals';
 
 /** A secondary index: its function, and whether each element of the array it returns is a key. */
 type IndexSpec = ((row: RDatum) => unknown) | { fn: (row: RDatum) => unknown; multi: true };
@@ -67,6 +71,9 @@ const TABLES: Record<string, Record<string, IndexSpec>> = {
   [RATE_LIMITS]: { expire: (l: RDatum) => l('expire') },
   // Rows whose last beat is long past are swept by this index.
   [PROCESSES]: { beat: (p: RDatum) => p('beat') },
+  [PRESENCE]: { proc: (p: RDatum) => p('proc') },
+  // Old signals are swept by time.
+  [SIGNALS]: { at: (s: RDatum) => s('at') },
 };
 
 function declaration(db: string) {

@@ -19,6 +19,8 @@ import { notifyDefault, type Member } from '../rooms/schema.js';
 import type { WireLevel, WireRoom } from '../chat/wire.js';
 import type { AccountStore } from '../accounts/store.js';
 import { PostRefused, type Posting } from '../chat/posting.js';
+import type { Presence, PresenceState, SocketPresence } from './presence.js';
+import type { Signals, TypingSignal } from './signals.js';
 import { prepareFrame, writePrepared, type PreparedFrame } from './prepared.js';
 import { createWatchHub, type Watcher } from './watch.js';
 import { TokenBucket } from './rate-limit.js';
@@ -43,7 +45,14 @@ export interface RealtimeOptions {
   posting: Posting;
   /** the workspace's settings (what a member who chose nothing is told of) */
   users: Pick<AccountStore, 'settings'>;
+  /** who is online, on every process */
+  presence: Presence;
+  /** makes the typing signals of every process, delivered through `signalled` */
+  signals: (deliver: (s: TypingSignal) => void) => Signals;
 }
+
+/** A socket's typing signals for one room go out at most this often. */
+const TYPING_EVERY_MS = 2000;
 
 /** The most rooms one socket follows. */
 const MAX_WATCHED = 500;
@@ -121,6 +130,22 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
   guardPrimusHandlers(server, log);
 
+  /** the signed-in sockets of this process in each room (watched or joined), for signals */
+  const inRoom = new Map<string, Set<{ userId: string; send: (f: OutboundFrame) => void }>>();
+  const enter = (roomId: string, who: { userId: string; send: (f: OutboundFrame) => void }) => {
+    const set = inRoom.get(roomId) ?? new Set();
+    set.add(who);
+    inRoom.set(roomId, set);
+  };
+  const exit = (roomId: string, who: { userId: string; send: (f: OutboundFrame) => void }) => {
+    const set = inRoom.get(roomId);
+    set?.delete(who);
+    if (set?.size === 0) inRoom.delete(roomId);
+  };
+  const signals = opts.signals((s) => {
+    for (const who of inRoom.get(s.room) ?? []) if (who.userId !== s.userId) who.send({ type: 'typing', room: s.room, userId: s.userId, name: s.name });
+  });
+
   /** open sockets by session, to close them when the session ends */
   const bySession = new Map<string, Set<Primus.Spark>>();
   const watch = createWatchHub({ rooms: opts.rooms, log, membersChanged: (roomId) => memberCounts.delete(roomId) });
@@ -183,6 +208,10 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     let joined: { room: string; sub: Subscriber; active: boolean } | undefined;
 
     const send = (frame: OutboundFrame) => void spark.write(frame);
+    const here = identity.user ? { userId: identity.user.id, send } : undefined;
+    const presence: SocketPresence | undefined = identity.user ? opts.presence.attach(identity.user.id) : undefined;
+    let unwatchPresence: (() => void) | undefined;
+    const lastTyping = new Map<string, number>();
 
     // ---- watching every room of the user ------------------------------------------------
     const watched = new Map<string, { sub: Subscriber; active: boolean; isStarted: boolean; started: Promise<void> }>();
@@ -202,6 +231,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         w.active = false;
         watched.delete(roomId);
         feeds.leave(roomId, w.sub);
+        if (here) exit(roomId, here);
       }
       if (joined?.room === roomId) leave();
       if (tell) {
@@ -241,6 +271,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
             // less and less often, while the socket is open and its user still in the room.
             entry.active = false;
             watched.delete(roomId);
+            if (here) exit(roomId, here);
             const wait = Math.min(30_000, 500 * 2 ** attempt);
             const timer = setTimeout(() => {
               retries.delete(timer);
@@ -251,6 +282,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         } satisfies Subscriber,
       };
       watched.set(roomId, entry);
+      if (here) enter(roomId, here);
       feeds.join(roomId, entry.sub, resume ?? {});
     }
 
@@ -335,6 +367,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       if (!joined) return;
       joined.active = false;
       feeds.leave(joined.room, joined.sub);
+      if (here && !watched.has(joined.room)) exit(joined.room, here);
       joined = undefined;
     }
 
@@ -399,12 +432,14 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         } satisfies Subscriber,
       };
       joined = entry;
+      if (here && !watched.has(room)) enter(room, here);
       feeds.join(room, entry.sub, { since, have, changedSince });
       // Left after joining, so that joining the same room again (the article's client does on
       // every keystroke) keeps its feed open and answers from memory.
       if (previous) {
         previous.active = false;
         feeds.leave(previous.room, previous.sub);
+        if (here && !watched.has(previous.room)) exit(previous.room, here);
       }
     }
 
@@ -456,6 +491,36 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
       }
     }
 
+    /** Tells this socket who of these people is online, then each change. A guest asks
+     *  only about people who share a room with them; others are left out, as unknown ids. */
+    async function askPresence(ids: string[]): Promise<void> {
+      const user = identity.user;
+      if (!user) return send({ type: 'error', code: 'unauthenticated', message: 'log in to see who is online' });
+      let visible = [...new Set(ids)];
+      if (user.role === 'guest') {
+        const shared = await Promise.all(visible.map((id) => (id === user.id ? true : opts.rooms.share(user.id, id))));
+        visible = visible.filter((_, i) => shared[i]);
+      }
+      if (ended) return;
+      unwatchPresence?.();
+      unwatchPresence = opts.presence.watch(visible, (id, state) => send({ type: 'presence', users: { [id]: state } }));
+      const users: Record<string, PresenceState> = {};
+      for (const id of visible) users[id] = opts.presence.stateOf(id);
+      send({ type: 'presence', users });
+    }
+
+    function typing(roomId: string): void {
+      const user = identity.user;
+      if (!user || !isRoomId(roomId)) return;
+      const now = Date.now();
+      if (now - (lastTyping.get(roomId) ?? 0) < TYPING_EVERY_MS) return;
+      lastTyping.set(roomId, now);
+      asked(roomId, 'post', (may) => {
+        if (!may.ok || !may.isMember) return;
+        signals.typing({ room: roomId, userId: user.id, name: user.displayName }).catch((e: unknown) => log.debug({ err: String(e) }, 'could not signal typing'));
+      });
+    }
+
     spark.on('data', (data: unknown) => {
       const rate = bucket.take();
       if (!rate.ok) {
@@ -481,6 +546,12 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
           });
         case 'read':
           return void markRead(frame.room, frame.id).catch(() => send({ type: 'error', code: 'unavailable', message: 'the read position was not stored', room: frame.room }));
+        case 'presence':
+          return void askPresence(frame.users).catch(() => send({ type: 'error', code: 'unavailable', message: 'who is online could not be read; ask again' }));
+        case 'away':
+          return presence?.away(frame.away);
+        case 'typing':
+          return typing(frame.room);
       }
     });
 
@@ -492,6 +563,8 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
     spark.on('end', () => {
       ended = true;
+      presence?.detach();
+      unwatchPresence?.();
       for (const timer of retries) clearTimeout(timer);
       leave();
       for (const id of [...watched.keys()]) unwatch(id, false);
@@ -527,12 +600,12 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
         if (still === undefined || (still !== 'unknown' && still.session.id !== sessionId)) revoke(sessionId);
       }
     },
-    ready: watch.ready,
+    ready: Promise.all([watch.ready, signals.ready]).then(() => undefined),
     close: async () => {
       await new Promise<void>((resolve) => {
         primus.destroy({ close: true, reconnect: true, timeout: 0 }, () => resolve());
       });
-      await watch.stop();
+      await Promise.all([watch.stop(), signals.stop()]);
     },
   };
 }

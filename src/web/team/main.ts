@@ -10,6 +10,7 @@ import { card, MessageList } from '../message-list.js';
 import { api, ApiError } from './api.js';
 import { Sidebar } from './sidebar.js';
 import { ThreadPane } from './thread.js';
+import { PresenceView } from './presence.js';
 
 interface Me {
   id: string;
@@ -36,6 +37,7 @@ const els = {
   level: $<HTMLSelectElement>('room-level'),
   notifyEnable: $<HTMLButtonElement>('notify-enable'),
   thread: $('thread'),
+  typing: $('typing'),
   ...roomElements(),
   dialog: $<HTMLDialogElement>('dialog'),
   notice: $('notice'),
@@ -49,7 +51,11 @@ const pendingCards = new Map<string, HTMLElement>();
 let current: string | undefined;
 
 const sidebar = new Sidebar(els.sidebar, { open: (id) => openRoom(id) });
-const draw = () => sidebar.render(rooms.values(), current, (r) => dmNames.get(r.id) ?? 'Direct message');
+const draw = () =>
+  sidebar.render(rooms.values(), current, (r) => dmNames.get(r.id) ?? 'Direct message', (r) => {
+    const people = dmPeople.get(r.id);
+    return people?.length === 1 ? presence.stateOf(people[0]) : undefined;
+  });
 
 function notice(text: string): void {
   els.notice.textContent = text;
@@ -155,6 +161,12 @@ function onFrame(f: OutboundFrame): void {
       draw();
       break;
     }
+    case 'presence':
+      presence.receive(f.users);
+      break;
+    case 'typing':
+      if (f.room === current) presence.typing(f.userId, f.name);
+      break;
     case 'roomUpdated':
       rooms.set(f.room.id, f.room);
       if (f.room.id === current) showLevel(f.room);
@@ -175,6 +187,7 @@ function onFrame(f: OutboundFrame): void {
         draw();
       }
       if (r && document.hidden) notify(r, m);
+      if (m.room === current && typeof m.author === 'object' && m.author.id) presence.stopped(m.author.id);
       break;
     }
   }
@@ -234,14 +247,47 @@ function sessionEnded(): void {
   els.send.disabled = true;
 }
 
-const socket = connect(els.conn, () => session, { opened: () => socket.write({ type: 'watch' }), frame: onFrame });
+const socket = connect(els.conn, () => session, {
+  opened: () => {
+    socket.write({ type: 'watch' });
+    presence.reopened();
+  },
+  frame: onFrame,
+});
+
+// ---- presence and typing -------------------------------------------------------------------
+
+/** the other people of each DM, and the members of the open room: whose presence is shown */
+const dmPeople = new Map<string, string[]>();
+let roomPeople: string[] = [];
+const presence = new PresenceView(
+  (f) => socket.write(f),
+  () => {
+    draw();
+    showMembers();
+  },
+  (names) => {
+    els.typing.textContent = names.length === 0 ? '' : names.length === 1 ? `${names[0]} is typing…` : `${names.slice(0, 3).join(', ')} are typing…`;
+  },
+);
+const askPresence = () => presence.want([...[...dmPeople.values()].flat(), ...roomPeople]);
+function showMembers(): void {
+  if (!current || roomPeople.length === 0) return;
+  const online = roomPeople.filter((id) => presence.stateOf(id) === 'online').length;
+  els.roomMembers.textContent = `${roomPeople.length} member${roomPeople.length === 1 ? '' : 's'} · ${online} online`;
+}
+els.body.addEventListener('input', () => {
+  if (current && els.body.value.trim()) presence.typed(current);
+});
 
 async function nameDms(): Promise<void> {
   for (const r of rooms.values()) {
     if (r.kind !== 'dm' || dmNames.has(r.id)) continue;
     const { members } = await api<{ members: Person[] }>('GET', `/api/rooms/${r.id}/members`);
+    dmPeople.set(r.id, members.filter((p) => p.id !== me.id).map((p) => p.id));
     dmNames.set(r.id, members.filter((p) => p.id !== me.id).map((p) => p.displayName).join(', ') || 'Just you');
   }
+  askPresence();
   draw();
 }
 
@@ -414,9 +460,15 @@ function openRoom(id: string): void {
   const url = new URL(location.href);
   url.searchParams.set('room', id);
   history.replaceState(null, '', url);
+  presence.stopped();
+  roomPeople = [];
   void api<{ members: Person[] }>('GET', `/api/rooms/${id}/members`).then(
     ({ members }) => {
-      if (current === id) els.roomMembers.textContent = `${members.length} member${members.length === 1 ? '' : 's'}`;
+      if (current !== id) return;
+      els.roomMembers.textContent = `${members.length} member${members.length === 1 ? '' : 's'}`;
+      roomPeople = members.map((p) => p.id);
+      askPresence();
+      showMembers();
     },
     () => undefined,
   );

@@ -18,7 +18,7 @@ export class Sidebar {
     private readonly events: SidebarEvents,
   ) {}
 
-  render(rooms: Iterable<WireRoom>, current: string | undefined, dmName: (room: WireRoom) => string): void {
+  render(rooms: Iterable<WireRoom>, current: string | undefined, dmName: (room: WireRoom) => string, presence: (room: WireRoom) => 'online' | 'away' | 'offline' | undefined = () => undefined): void {
     const all = [...rooms];
     for (const [kind, id] of SECTIONS) {
       const list = this.root.querySelector<HTMLUListElement>(`#${id}`);
@@ -36,6 +36,12 @@ export class Sidebar {
             const name = document.createElement('span');
             name.className = 'room-name';
             name.textContent = kind === 'dm' ? dmName(r) : `${kind === 'channel' ? '#' : '🔒'} ${r.name}`;
+            const state = kind === 'dm' ? presence(r) : undefined;
+            if (state) {
+              const dot = Object.assign(document.createElement('span'), { className: `presence ${state}`, title: state });
+              dot.setAttribute('aria-label', state);
+              name.prepend(dot);
+            }
             a.append(name);
             // A muted room shows no badge; a mention shows apart from the unread count.
             if (r.id !== current && r.level !== 'none') {
