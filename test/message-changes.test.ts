@@ -161,6 +161,8 @@ t.test('live on every process, and exactly right after a reconnect to another', 
   const m6 = await post(olive, 'message 6');
   t.equal((await edit(olive, m6.id, 'message 6, edited')).status, 200);
   t.equal((await react(bob, m6.id, '👍')).status, 200);
+  // A thread grows on the first message: its count and followers change, its replies stay in it.
+  for (let i = 0; i < 2; i++) t.equal((await olive.post(`/api/rooms/${room}/messages`, { body: `reply ${i} @bob`, thread: m[0].id })).status, 201);
 
   // Back, through the other process; then a fresh client for comparison.
   reader.connect(two.url);
@@ -168,7 +170,7 @@ t.test('live on every process, and exactly right after a reconnect to another', 
   fresh.session.join(room);
   fresh.connect(two.url);
   await fresh.until(() => Boolean(fresh.byId(m6.id)), "the fresh client's history");
-  const view = (x: WireMessage) => ({ id: x.id, body: x.body, edited: x.edited, deleted: x.deleted, reactions: x.reactions, updated: x.updated, sent: x.sent });
+  const view = (x: WireMessage) => ({ id: x.id, body: x.body, edited: x.edited, deleted: x.deleted, reactions: x.reactions, updated: x.updated, sent: x.sent, replies: x.replies, lastReply: x.lastReply, followers: x.followers, thread: x.thread, mentions: x.mentions });
   const freshView = () => fresh.session.history.messages.map(view);
   try {
     await reader.until(() => JSON.stringify(reader.session.history.messages.slice(-freshView().length).map(view)) === JSON.stringify(freshView()), 'the same state as a fresh client', 8000);
@@ -180,4 +182,6 @@ t.test('live on every process, and exactly right after a reconnect to another', 
   t.same(reader.byId(m[1].id)?.reactions, undefined, 'the reaction taken away is gone');
   t.equal(reader.byId(m[4].id)?.deleted, true);
   t.equal(reader.byId(m6.id)?.body, 'message 6, edited');
+  t.equal(reader.byId(m[0].id)?.replies, 2, 'the thread count caught up');
+  t.notOk(reader.session.history.messages.some((x) => x.thread !== undefined), 'its replies are not in the room');
 });

@@ -162,11 +162,18 @@ t.test('levels: chosen per room, the same on every device', async (t) => {
 
 t.test('after a reconnect: thread counts and mention badges as a fresh client has them', async (t) => {
   const start = await message(olive, 'a thread while bob is away');
+  const leaving = (await olive.post('/api/rooms', { kind: 'group', name: 'leaving' })).json<{ room: { id: string } }>().room.id;
+  await api(olive, 'POST', `/api/rooms/${leaving}/members`, { userId: bobId });
   const away = await watcher(two.url, bob);
+  t.ok(roomIn(away.rooms, leaving), 'in the group before');
   const held = (await history(bob)).find((m) => m.id === start.id)!;
   away.c.close();
   for (let i = 0; i < 3; i++) await message(olive, `reply ${i} @bob`, { thread: start.id });
   await message(gil, 'and @bob in the room');
+  // Membership changes meanwhile: out of one group, into another.
+  t.equal((await api(olive, 'DELETE', `/api/rooms/${leaving}/members/${bobId}`)).status, 204);
+  const joining = (await olive.post('/api/rooms', { kind: 'group', name: 'joining' })).json<{ room: { id: string } }>().room.id;
+  await api(olive, 'POST', `/api/rooms/${joining}/members`, { userId: bobId });
   // He comes back to the other process, resuming from what he held.
   const back = clientFor(t, one.url, { transport: { extraHeaders: { cookie: `sid=${bob.cookies.get('sid')}` } } });
   await back.hello();
@@ -178,6 +185,10 @@ t.test('after a reconnect: thread counts and mention badges as a fresh client ha
   const freshRooms = (await watcher(two.url, bob)).rooms;
   t.same(roomIn(snapshot, room), roomIn(freshRooms, room), 'the sidebar entry, field by field as a fresh client has it');
   t.ok(roomIn(snapshot, room)!.mentions >= 4, 'three replies naming him and one message');
+  const byId = (list: WireRoom[]) => [...list].sort((a, b) => a.id.localeCompare(b.id));
+  t.same(byId(snapshot), byId(freshRooms), 'every room of the sidebar as a fresh client has it');
+  t.notOk(roomIn(snapshot, leaving), 'not the group he was taken out of');
+  t.ok(roomIn(snapshot, joining), 'the group he was put in');
 });
 
 t.test('the @names of a message', async (t) => {
