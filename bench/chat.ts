@@ -11,6 +11,9 @@
 //                    [--rethinkdb | --cluster N] [--logins SECONDS] [--login-concurrency 8]
 //                    [--team [--team-users 10000] [--team-rooms 200] [--team-per-user 20] [--team-rate 100]
 //                     [--team-duration 20] [--team-warmup 3] [--team-workers 4] [--team-connect-rate 50]]
+//                    [--conversations [--conversations-deep 1000000] [--conversations-sockets 1000]]
+// --conversations: a phase of its own (bench/lib/conversations.ts): history pages at depth,
+// edits, deletions and reactions reaching 1,000 sockets, presence writes, catch-up.
 // --logins: a phase of its own: log-ins per second on one process, and the chat latency
 // there without and during them.
 // --team: a phase of its own (bench/lib/team.ts): signed-in users, each in several rooms, on
@@ -31,6 +34,7 @@ import { LoadClient } from './lib/load-client.js';
 import { chooseDb, cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDyno, startDb, type Db, type Dyno, type ProcSample } from './lib/procs.js';
 import { loginPhase } from './lib/logins.js';
 import { printTeam, teamPhase } from './lib/team.js';
+import { conversationsPhase, printConversations } from './lib/conversations.js';
 import { plotSvg, type PlotSeries } from './lib/plot.js';
 import { roundSummary, Samples, summarize, table, Timeline, type Summary } from './lib/stats.js';
 
@@ -65,6 +69,9 @@ const { values: flags } = parseArgs({
     'team-warmup': { type: 'string' },
     'team-workers': { type: 'string' },
     'team-connect-rate': { type: 'string', default: '50' },
+    conversations: { type: 'boolean', default: false },
+    'conversations-deep': { type: 'string' },
+    'conversations-sockets': { type: 'string' },
   },
 });
 
@@ -146,7 +153,18 @@ async function main(): Promise<void> {
       result.team = team;
       printTeam(team);
     }
-    // The other phases' app processes (none when only --team runs).
+    if (flags.conversations) {
+      const c = await conversationsPhase(db, {
+        deep: num('conversations-deep', flags['conversations-deep'], quick ? 50_000 : 1_000_000, 1000),
+        sockets: num('conversations-sockets', flags['conversations-sockets'], quick ? 200 : 1000, 2),
+        changes: quick ? 5 : 20,
+        awayRooms: 20,
+        awaySeconds: 300,
+      });
+      result.conversations = c;
+      printConversations(c);
+    }
+    // The other phases' app processes (none when only --team or --conversations runs).
     const needDynos = !flags['no-load'] || !flags['no-join'] || flags.logins !== undefined;
     if (needDynos) log(`database ${result.database}; starting ${DYNOS} app process(es)`);
     for (let i = 0; needDynos && i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { nodeArgs, echoStderr: true }));

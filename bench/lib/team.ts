@@ -162,7 +162,7 @@ function prng(seed: number): () => number {
 
 // ---- seeding ----------------------------------------------------------------------------
 
-interface Seeded {
+export interface Seeded {
   users: TeamUser[];
   roomIds: string[];
   seconds: number;
@@ -184,7 +184,7 @@ async function insertAll(conn: Connection, db: string, tableName: string, rows: 
  * claimed), memberships. Rows are parsed by the app's own schemas before they are written.
  * One argon2 hash is shared by every user (nobody logs in: the sessions exist already).
  */
-async function seed(db: Db, o: TeamOptions): Promise<Seeded> {
+export async function seed(db: Db, o: Pick<TeamOptions, 'users' | 'rooms' | 'perUser'>): Promise<Seeded> {
   const t0 = performance.now();
   const address = db.address;
   const connect = () => r.connect({ host: address.servers[0].host, port: address.servers[0].port, user: address.user, password: address.password, silent: true });
