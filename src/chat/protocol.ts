@@ -65,6 +65,8 @@ export const inboundFrame = z.discriminatedUnion('type', [
     rooms: z
       .record(messageId, z.object({ since: messageId.optional(), have: z.array(messageId).max(LIMITS.have).optional(), changedSince: z.iso.datetime({ offset: true }).optional() }))
       .refine((r) => Object.keys(r).length <= 500, 'at most 500 rooms')
+      // A frame holds at most 64 KiB; ids a resume does not list come again (and are dropped).
+      .refine((r) => Object.values(r).reduce((n, x) => n + (x.have?.length ?? 0), 0) <= LIMITS.have, `list at most ${LIMITS.have} held ids in all`)
       .optional(),
   }),
   /** protocol 2, signed in: the user has read the room up to this message */
