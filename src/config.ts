@@ -1,6 +1,7 @@
 // The server's configuration: the environment, parsed once at start by one schema. A wrong
 // value stops the server with a message naming the setting.
 import { z } from 'zod';
+import { hashMetricsToken } from './http/metrics.js';
 
 export interface DbServer {
   host: string;
@@ -102,6 +103,10 @@ const envSchema = z.object({
   HEARTBEAT_SECONDS: z.coerce.number().min(0.2, 'must be at least 0.2').max(60, 'must be at most 60').default(5),
   /** the process's name on a Procfile platform (`web.1`), set by Heroku and Dokku */
   DYNO: z.string().min(1).max(200).optional(),
+  /** serve GET /metrics on this port (on HOST) instead of the app's */
+  METRICS_PORT: int(0, 65535).optional(),
+  /** then /metrics wants `Authorization: Bearer <it>` from everyone (else: this machine only) */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(1000, 'must be at most 1000 characters').regex(/^\S+$/, 'must have no spaces').optional(),
 });
 
 const configSchema = envSchema.transform((e) => ({
@@ -128,6 +133,8 @@ const configSchema = envSchema.transform((e) => ({
   },
   heartbeatMs: e.HEARTBEAT_SECONDS * 1000,
   dyno: e.DYNO,
+  /** the token itself is not kept: its SHA-256, to compare with */
+  metrics: { port: e.METRICS_PORT, tokenHash: e.METRICS_TOKEN === undefined ? undefined : hashMetricsToken(e.METRICS_TOKEN) },
 }));
 
 export type Config = z.output<typeof configSchema>;
@@ -152,13 +159,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         'invalid configuration:\n  RETHINKDB_REPLICAS / RETHINKDB_SHARDS: the embedded database is one process on one machine: it keeps one copy of each table and does not shard, so only 1 is possible. For more copies, run a RethinkDB cluster and set RETHINKDB_URL (see the README\'s cluster guide).',
       );
     }
+    if (parsed.data.metrics.port !== undefined && parsed.data.metrics.port !== 0 && parsed.data.metrics.port === parsed.data.port) {
+      throw new ConfigError('invalid configuration:\n  METRICS_PORT: is the app\'s PORT; leave it unset to serve /metrics on the app\'s port');
+    }
     return parsed.data;
   }
   const lines = parsed.error.issues.map((i) => {
     const key = String(i.path[0] ?? '?');
-    const shown = key === 'RETHINKDB_URL' || !(key in present) ? '' : ` (got ${JSON.stringify(present[key])})`;
+    const shown = key === 'RETHINKDB_URL' || key === 'METRICS_TOKEN' || !(key in present) ? '' : ` (got ${JSON.stringify(present[key])})`;
     return `  ${key}: ${i.message}${shown}`;
   });
-  // RETHINKDB_URL may hold a password: never echo it.
+  // RETHINKDB_URL may hold a password, METRICS_TOKEN is one: never echo them.
   throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
 }

@@ -6,6 +6,8 @@ declare module 'primus' {
   namespace Primus {
     /** engine.io's server Socket; `wsPreEncodedFrame` is a finished WebSocket frame it writes as is */
     interface EngineServerSocket {
+      /** the transport it is on now ('polling', 'websocket') */
+      readonly transport?: { readonly name: string };
       write(data: string, options?: { wsPreEncodedFrame?: readonly Buffer[] }): unknown;
     }
     /** engine.io-client's Socket, which a Primus client holds once it has opened */

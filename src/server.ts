@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config, type DbAddress } from './config.js';
 import { createAccounts } from './accounts/service.js';
 import { createAccountStore } from './accounts/store.js';
@@ -17,6 +17,9 @@ import { createLimits } from './http/limits.js';
 import { roomsApi } from './http/rooms.js';
 import { peopleApi } from './http/people.js';
 import { statusApi } from './http/status.js';
+import { metricsEndpoint } from './http/metrics.js';
+import { createLogger } from './ops/log.js';
+import { createMetrics } from './ops/metrics.js';
 import { createHeartbeat } from './ops/heartbeat.js';
 import { readStatus } from './ops/status.js';
 import { createAccess } from './chat/access.js';
@@ -32,7 +35,8 @@ import { startReqlServer } from './reql/index.js';
 export type AppConfig = Config & { database: DbAddress };
 
 export interface App {
-  start(): Promise<{ port: number }>;
+  /** `metricsPort`: where /metrics is served when METRICS_PORT is set */
+  start(): Promise<{ port: number; metricsPort?: number }>;
   /** Stops accepting, tells sockets to reconnect elsewhere, closes feeds and the pool. */
   stop(): Promise<void>;
   stats(): { sockets: number } & ReturnType<RoomFeeds['stats']>;
@@ -43,9 +47,12 @@ const CONNECT_TIMEOUT_MS = 30_000;
 /** `embeddedDataDir`: the embedded database's directory, when this process runs it (its size
  *  goes into the heartbeat). */
 export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataDir?: string } = {}): App {
-  const log = deps.log ?? pino({ level: config.logLevel });
-  const pool = openPool(config.database, { log });
-  const store = createMessageStore(pool, config.dbName, { retryWritesForMs: config.sendRetryMs });
+  const log = deps.log ?? createLogger(config.logLevel);
+  // Its gauges read the modules below when scraped (after start).
+  const metrics = createMetrics({ sockets: () => realtime?.transports() ?? {}, feeds: () => feeds.stats(), pool: () => pool.stats() });
+  const scrape = metricsEndpoint({ scrape: () => metrics.scrape(), tokenHash: config.metrics.tokenHash, log });
+  const pool = openPool(config.database, { log, metrics });
+  const store = createMessageStore(pool, config.dbName, { retryWritesForMs: config.sendRetryMs, metrics });
   const accountStore = createAccountStore(pool, config.dbName);
   const roomStore = createRoomStore(pool, config.dbName);
   const access = createAccess({ rooms: roomStore, rules: { anonymousRooms: config.anonymousRooms } });
@@ -58,9 +65,10 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
   const accounts = createAccounts({ store: accountStore, log, sessionDays: config.sessionDays, afterSignup: joinDefaults });
   const limits = createLimits({ pool, db: config.dbName, log });
   let stopWatching: (() => Promise<void>) | undefined;
-  const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs });
+  const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs, metrics });
   const heartbeat = createHeartbeat({ pool, db: config.dbName, log, everyMs: config.heartbeatMs, dyno: config.dyno, stats: () => ({ sockets: realtime?.connections() ?? 0, ...feeds.stats() }), embeddedDataDir: deps.embeddedDataDir });
   let server: Server | undefined;
+  let metricsServer: Server | undefined;
   let realtime: Realtime | undefined;
   let presence: Presence | undefined;
   let schemaReady = false;
@@ -99,13 +107,13 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       schemaReady = true;
 
       const csrfSecret = await accountStore.secret('csrf');
-      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter });
+      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter, metrics });
       // Primus puts itself ahead of the app's handler, so the server is made with it first.
       let library = '';
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, posting, historyLimit: config.historyLimit });
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
       const status = statusApi({ read: () => readStatus(pool, config.dbName) });
-      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy }));
+      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, metrics: config.metrics.port === undefined ? scrape : undefined }));
       presence = createPresence({ pool, db: config.dbName, log, procId: heartbeat.id });
       const signals = (deliver: Parameters<typeof createSignals>[0]['deliver']) => createSignals({ pool, db: config.dbName, log, deliver });
       const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore, presence, signals });
@@ -118,19 +126,19 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       await watch.ready;
       await rt.ready;
       await presence.ready;
-      const s = server;
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(config.port, config.host, () => {
-          s.off('error', reject);
-          resolve();
+      const port = await listen(server, config.port, config.host);
+      let metricsPort: number | undefined;
+      if (config.metrics.port !== undefined) {
+        // Its own listener: nothing but /metrics on it.
+        metricsServer = createServer((req, res) => {
+          if ((req.url ?? '').split('?')[0] === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) scrape(req, res);
+          else res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
         });
-      });
-      const address = s.address();
-      const port = typeof address === 'object' && address ? address.port : config.port;
+        metricsPort = await listen(metricsServer, config.metrics.port, config.host);
+      }
       await heartbeat.start();
-      log.info({ port, host: config.host, db: config.dbName }, 'listening');
-      return { port };
+      log.info({ port, metricsPort, host: config.host, db: config.dbName }, 'listening');
+      return { port, metricsPort };
     },
 
     async stop() {
@@ -149,6 +157,12 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       limits.stop();
       await feeds.close();
       await pool.close();
+      const m = metricsServer;
+      if (m) {
+        const closed = new Promise<void>((resolve) => m.close(() => resolve()));
+        m.closeAllConnections(); // a scraper's keep-alive connection
+        await closed;
+      }
       log.info('stopped');
     },
 
@@ -156,6 +170,19 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       return { sockets: realtime?.connections() ?? 0, ...feeds.stats() };
     },
   };
+}
+
+/** Listens; the port it got (PORT=0 picks one). */
+async function listen(s: Server, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(port, host, () => {
+      s.off('error', reject);
+      resolve();
+    });
+  });
+  const address = s.address();
+  return typeof address === 'object' && address ? address.port : port;
 }
 
 /** The database to use: RETHINKDB_URL's, or the embedded server started here on DATA_DIR. */
@@ -196,7 +223,7 @@ const SHUTDOWN_DEADLINE_MS = 9_500;
 
 async function main(): Promise<void> {
   const config = readConfigOrExit(process.env);
-  const log = pino({ level: config.logLevel });
+  const log = createLogger(config.logLevel);
   const db = await openDatabase(config, log);
   const app = createApp({ ...config, database: db.database }, { log, embeddedDataDir: db.dataDir });
 

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { MAX_REACTION_KINDS, messageRow, type Message, type NewMessage } from '../chat/message.js';
 import { DbUnavailableError, type Pool } from './pool.js';
 import { MESSAGES } from './schema.js';
+import type { Metrics } from '../ops/metrics.js';
 
 /** One event of a room's feed: every change to the room's messages, from when it is ready. */
 export type FeedEvent =
@@ -82,6 +83,8 @@ export function isTransient(e: unknown): boolean {
 export interface MessageStoreOptions {
   /** how long a write is tried again while the database is away (default 10 s) */
   retryWritesForMs?: number;
+  /** counts the messages stored */
+  metrics?: Pick<Metrics, 'messageStored'>;
 }
 
 // Times cross the wire as float seconds and come back as Dates cut to the millisecond, so an
@@ -151,7 +154,10 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
       const deadline = Date.now() + retryForMs;
       for (let attempt = 0; ; attempt++) {
         try {
-          return await insertOnce(m);
+          const done = await insertOnce(m);
+          // A duplicate on a retry is almost surely this insert's own first try, answer lost.
+          if (!done.duplicate || attempt > 0) opts.metrics?.messageStored();
+          return done;
         } catch (e) {
           const wait = Math.min(1000, 50 * 2 ** attempt);
           if (!isTransient(e)) throw e;

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { r, type Connection, type RunOptions } from 'rethinkdb-ts';
 import type { Logger } from 'pino';
 import type { DbAddress, DbServer } from '../config.js';
+import type { Metrics } from '../ops/metrics.js';
 
 /** Anything rethinkdb-ts can run on a connection (a query, a selection, a feed...). */
 export interface Runnable<T> {
@@ -17,6 +18,8 @@ export interface Pool {
   /** Runs on an open connection; fails at once with DbUnavailableError when none is open. */
   run<T>(q: Runnable<T>): Promise<T>;
   readonly healthy: boolean;
+  /** connections open now, and how many the pool keeps when all is well */
+  stats(): { open: number; configured: number };
   /** Resolves once a connection is open; rejects after `timeoutMs`. */
   waitHealthy(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
@@ -35,6 +38,8 @@ export interface PoolOptions {
   /** how often each connection is pinged, and how long an answer may take before the
    *  connection is taken for dead and closed (ms; default 2000 and 4000) */
   heartbeat?: { everyMs: number; timeoutMs: number };
+  /** times every query run through the pool */
+  metrics?: Pick<Metrics, 'query'>;
 }
 
 /** One connection to the first server that accepts (for schema work, where endex wants its own). */
@@ -143,10 +148,23 @@ export function openPool(address: DbAddress, opts: PoolOptions): Pool {
     get healthy() {
       return open.length > 0;
     },
+    stats: () => ({ open: open.length, configured: address.servers.length * perServer }),
     run<T>(q: Runnable<T>): Promise<T> {
       if (open.length === 0) return Promise.reject(new DbUnavailableError('no open database connection'));
       const conn = open[next++ % open.length];
-      return q.run(conn);
+      const metrics = opts.metrics;
+      if (!metrics) return q.run(conn);
+      const started = performance.now();
+      return q.run(conn).then(
+        (v) => {
+          metrics.query(performance.now() - started, true);
+          return v;
+        },
+        (e: unknown) => {
+          metrics.query(performance.now() - started, false);
+          throw e;
+        },
+      );
     },
     waitHealthy(timeoutMs) {
       if (open.length > 0) return Promise.resolve();

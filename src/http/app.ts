@@ -4,12 +4,14 @@ import { existsSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { ANONYMOUS, type Access } from '../chat/access.js';
 import { LIMITS, roomName } from '../chat/protocol.js';
 import { publicUser } from './auth.js';
+import { logOf, requestLog } from './request-log.js';
 
 export interface HttpOptions {
   log: Logger;
@@ -30,6 +32,8 @@ export interface HttpOptions {
   trustProxy: boolean | number | string;
   /** readiness: the database answers and the schema is in place */
   ready(): Promise<{ ok: boolean; reason?: string }>;
+  /** GET /metrics (src/http/metrics.ts); absent when it has a port of its own */
+  metrics?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 /** The project root (where views/ and static/ live), from src/ under tsx or dist/src/ when built. */
@@ -50,6 +54,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
   app.set('trust proxy', opts.trustProxy);
   app.set('views', join(root, 'views'));
   app.set('view engine', 'pug');
+  app.use(requestLog(opts.log));
 
   app.use(
     helmet({
@@ -77,11 +82,14 @@ export function createHttpApp(opts: HttpOptions): express.Express {
     res.json({ status: 'ok' });
   });
 
+  // Before the session and CSRF layers: a scraper has neither.
+  if (opts.metrics) app.get('/metrics', opts.metrics);
+
   app.get('/readyz', async (_req, res) => {
     const r = await opts.ready().catch((e: unknown) => ({ ok: false, reason: String(e) }));
     if (r.ok) return void res.json({ status: 'ready' });
     // The reason is for the operator's log, not for whoever asks.
-    opts.log.warn({ reason: r.reason }, 'not ready');
+    logOf(res, opts.log).warn({ reason: r.reason }, 'not ready');
     res.status(503).json({ status: 'not ready' });
   });
 
@@ -138,7 +146,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
       else res.status(status).type('text/plain').send(`${message}\n`);
       return;
     }
-    opts.log.error({ err: err.message }, 'request failed');
+    logOf(res, opts.log).error({ err: err.message }, 'request failed');
     res.status(500).type('text/plain').send('Internal error\n');
   });
 

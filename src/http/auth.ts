@@ -12,6 +12,7 @@ import { AccountError, hashToken, type Accounts } from '../accounts/service.js';
 import { login as loginSchema, passwordChange, registration, type User } from '../accounts/schema.js';
 import type { AccountStore } from '../accounts/store.js';
 import { describeIssues } from './api.js';
+import { noMetrics, type Metrics } from '../ops/metrics.js';
 
 export const SESSION_COOKIE = 'sid';
 const CSRF_COOKIE = 'csrf';
@@ -33,6 +34,8 @@ export interface AuthOptions {
   limits: AuthLimits;
   /** a limiter of the rule, shared by every process (src/http/limits.ts) */
   limiter: (rule: Rule) => Limiter;
+  /** counts log-ins: ok, failed, rate_limited */
+  metrics?: Pick<Metrics, 'login'>;
 }
 
 /** Who is asking, from the session cookie. */
@@ -46,6 +49,7 @@ declare module 'express-serve-static-core' {
 
 export function authRoutes(opts: AuthOptions): { before: express.Router; routes: express.Router; csrfToken: (req: Request, res: Response) => string } {
   const { accounts, store } = opts;
+  const metrics = opts.metrics ?? noMetrics;
   const maxAge = opts.sessionDays * 24 * 60 * 60 * 1000;
   const limiter = {
     loginAccount: opts.limiter({ keyPrefix: 'login-account', points: opts.limits.loginPerAccount, duration: 15 * 60 }),
@@ -179,14 +183,16 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
     const parsed = loginSchema.safeParse(body);
     if (!parsed.success) return invalid(req, res, parsed.error, 'login', values);
     const account = parsed.data.login.toLowerCase();
-    if (!(await limited(req, res, [[limiter.loginAddress, req.ip ?? '?'], [limiter.loginAccount, account]], 'login'))) return;
+    if (!(await limited(req, res, [[limiter.loginAddress, req.ip ?? '?'], [limiter.loginAccount, account]], 'login'))) return metrics.login('rate_limited');
     try {
       const { user, token } = await accounts.login(parsed.data.login, parsed.data.password);
+      metrics.login('ok');
       await limiter.loginAccount.delete(account);
       setSession(req, res, token);
       done(req, res, user);
     } catch (e) {
       if (!(e instanceof AccountError)) throw e;
+      metrics.login('failed');
       fail(req, res, 401, e.code, e.message, 'login', values);
     }
   };

@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { compareMessages, type Message } from '../chat/message.js';
 import type { FeedCursor, MessageStore } from '../db/messages.js';
+import { noMetrics, type Metrics } from '../ops/metrics.js';
 
 export interface Subscriber {
   /** Called first: the room's last N messages, or when resuming (`resumed`) what the
@@ -63,6 +64,8 @@ export interface RoomFeedsOptions {
   /** the most messages a resume or a backfill sends; past it, fresh history instead */
   maxResume?: number;
   backoff?: { min: number; max: number };
+  /** counts deliveries, fan-out latency and reopens */
+  metrics?: Pick<Metrics, 'delivered' | 'fanOutLatency' | 'feedReopened'>;
 }
 
 interface SubState {
@@ -98,6 +101,7 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
   const { store, log, historyLimit, reorderWindowMs } = opts;
   const maxResume = opts.maxResume ?? 1000;
   const backoff = opts.backoff ?? { min: 100, max: 5000 };
+  const metrics = opts.metrics ?? noMetrics;
   /** how long a resumed subscriber's held ids are kept for skipping: another process's feed
    *  may deliver a message a little later than the one the subscriber first got it from */
   const skipForMs = Math.max(2 * reorderWindowMs, 10_000);
@@ -135,6 +139,7 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
 
   function broadcast(room: Room, m: Message): void {
     const now = Date.now();
+    let delivered = 0;
     for (const [sub, st] of room.subs) {
       if (st.buffer) {
         st.buffer.push(m);
@@ -146,7 +151,9 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
         else if (st.skip.delete(m.id)) continue;
       }
       safely(() => sub.deliver(m));
+      delivered++;
     }
+    metrics.delivered(delivered);
   }
 
   function safely(fn: () => void): void {
@@ -170,8 +177,8 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
     }
   }
 
-  /** A new message from the feed or a backfill: held, placed, and sent once to everyone. */
-  function arrive(room: Room, m: Message): void {
+  /** A new message from the feed (`live`) or a backfill: held, placed, and sent once to everyone. */
+  function arrive(room: Room, m: Message, live: boolean): void {
     const newest = room.newest;
     if (!remember(room, m)) return;
     if (newest && newest.sent.getTime() - m.sent.getTime() > reorderWindowMs) {
@@ -183,11 +190,12 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
     // shows it), but is not part of the room's own history: not in the window.
     if (m.thread === undefined || m.alsoRoom) place(room, m);
     broadcast(room, m);
+    if (live) metrics.fanOutLatency(Date.now() - m.sent.getTime());
   }
 
   /** Applies a feed change. */
   function apply(room: Room, oldVal: Message | undefined, newVal: Message | undefined): void {
-    if (newVal && !oldVal) arrive(room, newVal);
+    if (newVal && !oldVal) arrive(room, newVal, true);
     else if (oldVal && !newVal) room.window = room.window.filter((m) => m.id !== oldVal.id);
     else if (oldVal && newVal) {
       room.window = room.window.map((m) => (m.id === newVal.id ? newVal : m));
@@ -306,10 +314,11 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
       let n = 0;
       for (const m of gap) {
         if (room.seen.has(m.id)) continue;
-        arrive(room, m);
+        arrive(room, m, false);
         n++;
       }
       for (const m of changes) broadcastChange(room, m);
+      metrics.feedReopened('backfilled', n);
       log.info({ room: room.name, backfilled: n }, 'room feed reopened');
       return;
     }
@@ -327,6 +336,7 @@ export function createRoomFeeds(opts: RoomFeedsOptions): RoomFeeds {
       st.skip.clear();
       safely(() => sub.restart(room.window.slice(), unseen));
     }
+    metrics.feedReopened('restarted', unseen.length);
     log.warn({ room: room.name, maxResume }, 'room feed reopened after a long gap; subscribers restarted from fresh history');
   }
 

@@ -70,6 +70,8 @@ export interface Realtime {
   /** the Primus client library, for the page */
   readonly library: string;
   connections(): number;
+  /** open sockets by engine.io transport ('websocket', 'polling') */
+  transports(): Record<string, number>;
   /** Closes the sockets of a session that ended (on any process). */
   revoke(sessionId: string): void;
   /** Checks every open socket's session again (after the revocation feed had a gap). */
@@ -194,6 +196,8 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
   }
 
   primus.on('connection', (spark) => {
+    // Every line this socket logs names it.
+    const log = opts.log.child({ socket: spark.id });
     const identity: SocketIdentity = (spark.request as { identity?: SocketIdentity }).identity ?? {};
     const viewer: Viewer = identity.user ? { user: identity.user } : ANONYMOUS;
     /** joins in the order they came: a later one wins over an earlier one still being checked */
@@ -557,7 +561,7 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
     // Primus reports frames it cannot decode (not JSON) here.
     spark.on('error', (err: unknown) => {
-      log.debug({ spark: spark.id, err: String(err) }, 'socket error');
+      log.debug({ err: String(err) }, 'socket error');
       send({ type: 'error', code: 'bad_frame', message: 'frame is not valid JSON' });
     });
 
@@ -592,6 +596,14 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
     primus,
     library: primus.library(),
     connections: () => primus.connected,
+    transports() {
+      const by: Record<string, number> = {};
+      primus.forEach((spark) => {
+        const name = spark.socket.transport?.name ?? 'unknown';
+        by[name] = (by[name] ?? 0) + 1;
+      });
+      return by;
+    },
     revoke,
     async recheckSessions() {
       for (const [sessionId, sparks] of [...bySession]) {
