@@ -149,6 +149,63 @@ if (!executablePath) {
     await bob.waitForSelector('#conn[data-state="live"]');
   });
 
+  t.test('a thread beside the room, typing, who is online, a mention badge, levels and notifications', async (t) => {
+    const welcome = '#messages .msg:has(.body strong:text("welcome"))';
+    await bob.hover(welcome);
+    await bob.click(`${welcome} .actions button[aria-label="Reply in thread"]`);
+    await bob.waitForSelector('#thread:not([hidden]) .thread-start .body strong:text("welcome")');
+    await bob.fill('#thread textarea', 'a reply in the thread');
+    await bob.press('#thread textarea', 'Enter');
+    await bob.waitForSelector('#thread .thread-replies .msg:not(.pending) .body:text("a reply in the thread")');
+    await ann.waitForSelector(`${welcome} .thread-link:text("1 reply")`);
+    t.notOk(await ann.$('#messages .body:text("a reply in the thread")'), 'the reply is not in the room');
+    await ann.click(`${welcome} .thread-link`);
+    await ann.waitForSelector('#thread .thread-replies .body:text("a reply in the thread")');
+    t.pass('the reply count moved live, and the thread opens beside the room');
+    await ann.click('#thread .thread-close');
+
+    await ann.waitForFunction(() => /2 online/.test(document.getElementById('room-members')?.textContent ?? ''));
+    t.pass('the header counts who is online');
+    await bob.type('#body', 'typing…');
+    await ann.waitForSelector('#typing:text("Bob is typing")');
+    t.pass('the other side sees who is typing');
+    await bob.fill('#body', '');
+
+    // In another room, ann gets a mention badge for the group.
+    await ann.click('#sidebar .room-link:has-text("long")');
+    await ann.waitForSelector('#messages .msg .body:text("long #129")');
+    await bob.fill('#body', 'hey @ann, a look?');
+    await bob.press('#body', 'Enter');
+    await ann.waitForSelector('#sidebar .room-link:has-text("secret plans") .badge.mention:text("@1")');
+    t.pass('a mention badge, apart from the unread count');
+
+    // Notifications while the tab is hidden, as the room's level asks.
+    await ann.context().grantPermissions(['notifications'], { origin: app.url });
+    await ann.addInitScript({ content: 'window.__notes = []; const N = window.Notification; window.Notification = class extends N { constructor(title, o) { super(title, o); window.__notes.push(title); } };' });
+    await ann.goto(`${app.url}/?room=${groupId}`);
+    await ann.waitForSelector('#conn[data-state="live"]');
+    await ann.selectOption('#room-level', 'none');
+    await ann.waitForFunction(() => (document.getElementById('room-level') as HTMLSelectElement | null)?.value === 'none');
+    // A string: a function here would carry tsx's __name helper into the page.
+    await ann.evaluate('Object.defineProperty(document, "hidden", { configurable: true, get: () => true })');
+    await bob.fill('#body', 'while ann is muted');
+    await bob.press('#body', 'Enter');
+    await ann.waitForSelector('#messages .body:text("while ann is muted")');
+    await ann.selectOption('#room-level', 'all');
+    await ann.waitForTimeout(300);
+    await bob.fill('#body', 'now she hears it');
+    await bob.press('#body', 'Enter');
+    await ann.waitForFunction(() => ((window as unknown as { __notes?: string[] }).__notes?.length ?? 0) > 0);
+    const notes = () => ann.evaluate(() => (window as unknown as { __notes?: string[] }).__notes);
+    t.same(await notes(), ['Bob in secret plans'], 'one notification: not while muted, and never for her own');
+    await ann.fill('#body', 'my own message');
+    await ann.press('#body', 'Enter');
+    await ann.waitForSelector('#messages .msg.mine:not(.pending) .body:text("my own message")');
+    t.same(await notes(), ['Bob in secret plans'], 'still one after her own message');
+    await ann.evaluate(() => delete (document as unknown as { hidden?: boolean }).hidden);
+    await ann.selectOption('#room-level', '');
+  });
+
   t.test('a third person finds the group in no list and reads none of it by any URL or frame', async (t) => {
     const link = await invite(ann);
     await signUp(cat, link, 'cat');
