@@ -115,6 +115,34 @@ export interface TeamResult {
   };
   /** what the app process logged at warn level or above, by message */
   appWarnings: Array<{ msg: string; count: number; example: string }>;
+  /** GET /metrics with every socket watching: idle, and during the traffic */
+  metricsScrape: { idle: ScrapeTimes; traffic: ScrapeTimes };
+}
+
+export interface ScrapeTimes {
+  count: number;
+  p50Ms: number;
+  maxMs: number;
+  bytes: number;
+  /** the sockets the scrape reported (chat_sockets, every transport): all of them, or it measured less */
+  sockets: number;
+}
+
+/** Scrapes the app's /metrics `times` times, `gapMs` apart, timing each (request to last byte). */
+async function scrapeMetrics(url: string, times: number, gapMs: number): Promise<ScrapeTimes> {
+  const ms: number[] = [];
+  let body = '';
+  for (let i = 0; i < times; i++) {
+    const t0 = performance.now();
+    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    body = await res.text();
+    ms.push(performance.now() - t0);
+    if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+    await sleep(gapMs);
+  }
+  const sockets = [...body.matchAll(/^chat_sockets\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  const s = summary(Float64Array.from(ms));
+  return { count: s.count, p50Ms: s.p50, maxMs: s.max, bytes: body.length, sockets };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -435,6 +463,7 @@ export async function teamPhase(db: Db, o: TeamOptions): Promise<TeamResult> {
     for (const c of connected) for (let k = 0; k < membersByRoom.length; k++) membersByRoom[k] += c.membersByRoom[k];
     await sleep(2000);
     const after = await appMemory(app);
+    const scrapeIdle = await scrapeMetrics(app.url, 10, 200);
 
     log(`team: warming up for ${o.warmupS} s, then measuring for ${o.durationS} s at ${o.rate} messages/s`);
     const sending = Promise.all(pool.map((w) => ask(w, { type: 'traffic', rate: o.rate / W, warmupS: o.warmupS, durationS: o.durationS }, 'sent', (o.warmupS + o.durationS) * 1000 + 30_000)));
@@ -445,6 +474,7 @@ export async function teamPhase(db: Db, o: TeamOptions): Promise<TeamResult> {
     const self0 = sampleProc(process.pid);
     await sleep((o.durationS * 1000) / 2);
     const dbChangefeeds = await openFeedsOnDb(db.address);
+    const scrapeTraffic = await scrapeMetrics(app.url, 5, 500);
     await sleep(Math.max(0, measureFrom + o.durationS * 1000 - clock()));
     const p1 = procs();
     const m1 = machineBusy();
@@ -538,6 +568,7 @@ export async function teamPhase(db: Db, o: TeamOptions): Promise<TeamResult> {
         timeline: timeline.points().filter(Boolean).map((p) => ({ second: p.second, deliveries: p.deliveries, p50: round(p.p50), p99: round(p.p99), max: round(p.max) })),
       },
       appWarnings: warnings(app.output()),
+      metricsScrape: { idle: scrapeIdle, traffic: scrapeTraffic },
     };
   } finally {
     await Promise.all(
@@ -600,6 +631,8 @@ export function printTeam(t: TeamResult): void {
   const lag = (ws: Array<{ maxMs: number; secondsOver50: number }>) => ws.map((w, k) => `${k + 1}: max ${w.maxMs} ms, ${w.secondsOver50} s over 50 ms`).join('; ');
   console.log(`worker event-loop delay during traffic: ${lag(x.workerLag)}`);
   console.log(`worker event-loop delay during the ramp: ${lag(c.workerLag)}`);
+  const sc = (x: ScrapeTimes) => `p50 ${x.p50Ms} ms, max ${x.maxMs} ms (${x.count} scrapes, ${Math.round(x.bytes / 1024)} KiB, ${x.sockets} sockets reported)`;
+  console.log(`GET /metrics with the sockets watching: idle ${sc(t.metricsScrape.idle)}; during traffic ${sc(t.metricsScrape.traffic)}`);
   for (const w of t.appWarnings) console.log(`app logged ${w.count} x "${w.msg}", for example ${w.example}`);
   console.log(`target p99 < 100 ms: ${l.p99 < 100 ? 'met' : 'NOT met'} (p99 ${l.p99} ms); sidebar ready p99 ${c.sidebarReadyMs.p99} ms`);
 }
