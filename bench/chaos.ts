@@ -3,7 +3,9 @@
 // duplicated, and exits non-zero unless every client holds every message of its room once,
 // in the database's order.
 //   npm run chaos -- [--duration 30] [--rooms 4] [--clients-per-room 6] [--rate 10]
-//                    [--rethinkdb | --cluster 3] [--commit-delay 300] [--clock-skew 250]
+//                    [--rethinkdb | --cluster 3] [--commit-delay 300] [--clock-skew 250] [--rolling]
+// --rolling: a platform's rolling restart instead of the kills: each app process is stopped
+// with SIGTERM and started again on its port, one after the other.
 // The database: the standalone embedded server, unkind (writes commit up to --commit-delay ms
 // after their timestamp, clocks skewed ±--clock-skew ms per connection); --rethinkdb, one real
 // RethinkDB node from RETHINKDB_BIN; --cluster N, N real nodes with N replicas, where the
@@ -23,6 +25,8 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '10' },
     rethinkdb: { type: 'boolean', default: false },
     cluster: { type: 'string' },
+    /** a rolling restart instead of the kills: each app process stopped with SIGTERM and started again */
+    rolling: { type: 'boolean', default: false },
     'commit-delay': { type: 'string', default: String(DEFAULT_UNKIND.commitDelayMs) },
     'clock-skew': { type: 'string', default: String(DEFAULT_UNKIND.clockSkewMs) },
   },
@@ -40,6 +44,7 @@ const report = await runChaos({
   clientsPerRoom: Math.max(2, positive('clients-per-room', values['clients-per-room'])),
   ratePerRoom: Math.min(100, positive('rate', values.rate)),
   db: (dataDir) => chooseDb(values, dataDir, unkind),
+  plan: values.rolling ? 'rolling' : 'kill',
   log: (m) => process.stderr.write(`chaos: ${m}\n`),
 });
 console.log(JSON.stringify(report, null, 2));

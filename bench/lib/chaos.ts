@@ -25,6 +25,9 @@ export interface ChaosOptions {
   unkind?: { commitDelayMs: number; clockSkewMs: number };
   /** run the app from its TypeScript source (tests) rather than dist/ */
   fromSource?: boolean;
+  /** 'kill' (default): kill -9 of an app process and of the database; 'rolling': each app
+   *  process stopped with SIGTERM (as a platform restarts a dyno) and started again, in turn */
+  plan?: 'kill' | 'rolling';
   log?: (msg: string) => void;
 }
 
@@ -132,12 +135,22 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       log(`${at()} ms: ${name}`);
       await act();
     };
-    const faultsDone = (async () => {
+    const restart = (i: number) => async () => {
+      const victim = dynos[i];
+      dynos[i] = await spawnDyno(victim.name, db.url, { ...env, PORT: String(victim.port) }, { fromSource: opts.fromSource, echoStderr: !opts.fromSource });
+    };
+    const rolling = async () => {
+      // A platform's rolling restart: each process is told to stop (its sockets are told to
+      // reconnect, and go to the other), and is started again before the next one stops.
+      for (const [i, from] of [[0, 0.15], [1, 0.55]] as const) {
+        await fault(from, `SIGTERM app process ${dynos[i].name}`, () => dynos[i].stop());
+        await fault(from + 0.15, `start ${dynos[i].name} again on its port`, restart(i));
+      }
+    };
+    const kills = async () => {
       const victim = dynos[1];
       await fault(0.15, `kill -9 app process ${victim.name}`, () => victim.kill());
-      await fault(0.35, `start ${victim.name} again on its port`, async () => {
-        dynos[1] = await spawnDyno(victim.name, db.url, { ...env, PORT: String(victim.port) }, { fromSource: opts.fromSource, echoStderr: !opts.fromSource });
-      });
+      await fault(0.35, `start ${victim.name} again on its port`, restart(1));
       if (db.nodes.length === 0) skipped.push('kill -9 of the database: RETHINKDB_URL is a server this run did not start');
       else {
         const node = await db.primaryOf('messages');
@@ -149,7 +162,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         await fault(back, `start ${node.name} again on the same data directory`, () => node.restart());
       }
       skipped.push('cutting the SSH tunnel: no tunnel in this run (test/tunnel-ssh2 and test/tunnel-openssh cut one with clients sending)');
-    })();
+    };
+    const faultsDone = opts.plan === 'rolling' ? rolling() : kills();
     await Promise.all([sending, faultsDone]);
 
     // Everything sent gets acknowledged (clients resend what was not), then delivered.
