@@ -12,21 +12,19 @@
 //   list-users
 //   create-rooms FILE [--owner USERNAME]   one room a line: NAME[, private][, default]
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { ROLES, REGISTRATION_MODES, displayName as displayNameSchema, email as emailSchema, password as passwordSchema, username as usernameSchema } from '../accounts/schema.js';
 import { AccountError, createAccounts, hashToken } from '../accounts/service.js';
 import { createAccountStore } from '../accounts/store.js';
-import { loadConfig, type DbAddress } from '../config.js';
+import { loadConfig } from '../config.js';
 import { connectAny, openPool } from '../db/pool.js';
 import { ensureSchema } from '../db/schema.js';
-import { startReqlServer } from '../reql/index.js';
 import { roomName as roomNameSchema } from '../rooms/schema.js';
 import { createRoomStore, type RoomStore } from '../rooms/store.js';
-import { embeddedPortFile } from '../server.js';
+import { appDatabase } from './database.js';
 
 class UsageError extends Error {}
 
@@ -54,19 +52,6 @@ function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return r.data;
 }
 
-/** The app's database, and how to let go of it. */
-async function database(): Promise<{ address: DbAddress; db: string; close(): Promise<void> }> {
-  const config = loadConfig(process.env);
-  if (config.database) return { address: config.database, db: config.dbName, close: async () => undefined };
-  const portFile = embeddedPortFile(config.dataDir);
-  if (existsSync(portFile)) {
-    const [host, port] = readFileSync(portFile, 'utf8').trim().split(':');
-    return { address: { servers: [{ host, port: Number(port) }], user: 'admin', password: '' }, db: config.dbName, close: async () => undefined };
-  }
-  const reql = await startReqlServer({ port: 0, dataDir: join(config.dataDir, 'reql') });
-  return { address: { servers: [{ host: reql.host, port: reql.port }], user: 'admin', password: '' }, db: config.dbName, close: () => reql.close() };
-}
-
 async function main(argv: string[]): Promise<string> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -83,7 +68,7 @@ async function main(argv: string[]): Promise<string> {
   const [command, ...args] = positionals;
   if (!command) throw new UsageError('no command given');
   const log = pino({ level: 'silent' });
-  const target = await database();
+  const target = await appDatabase(loadConfig(process.env));
   const pool = openPool(target.address, { log, perServer: 1 });
   try {
     await pool.waitHealthy(10_000);
