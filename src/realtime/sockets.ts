@@ -328,27 +328,25 @@ export function attachRealtime(server: Server, opts: RealtimeOptions): Realtime 
 
     /** Follows every room of the user (and no other), and sends the sidebar's snapshot. */
     async function snapshot(user: User, resume: Record<string, { since?: string; have?: string[]; changedSince?: string }>): Promise<void> {
-      // One query: every room, its membership and counts.
-      let mine = (await opts.rooms.sidebar(user.id)).slice(0, MAX_WATCHED);
+      // The rooms first (an index read), then their feeds, then the counts: those of when
+      // every room's feed delivers here, so a message stored after them comes live. A room
+      // whose feed opens now (none is open yet on this process) is waited for, a few seconds
+      // at most.
+      const rooms = (await opts.rooms.sidebar(user.id, { counts: false })).slice(0, MAX_WATCHED);
       // Closed meanwhile: nothing may be left subscribed in its name.
       if (ended) return;
-      const now = new Set(mine.map((x) => x.room.id));
+      const now = new Set(rooms.map((x) => x.room.id));
       for (const id of new Set([...watched.keys(), ...told])) if (!now.has(id)) unwatch(id, true);
-      for (const x of mine) watchRoom(x.room.id, resume[x.room.id]);
-      // The counts are those of when every room's feed delivers here: a message stored after
-      // them comes live. Rooms whose feed opens now (none is open yet on this process) are
-      // waited for, a few seconds at most, and counted again.
-      const opening = mine.map((x) => watched.get(x.room.id)).filter((w) => w !== undefined && !w.isStarted).map((w) => w!.started);
-      let waited = false;
-      const settled = Promise.all(opening).then(() => (waited = true));
+      for (const x of rooms) watchRoom(x.room.id, resume[x.room.id]);
+      const opening = rooms.map((x) => watched.get(x.room.id)).filter((w) => w !== undefined && !w.isStarted).map((w) => w!.started);
       if (opening.length > 0) {
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)))]);
+        await Promise.race([Promise.all(opening), new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)))]);
         clearTimeout(timer);
         if (ended) return;
-        if (waited) mine = (await opts.rooms.sidebar(user.id)).slice(0, MAX_WATCHED).filter((x) => now.has(x.room.id));
-        if (ended) return;
       }
+      const mine = (await opts.rooms.sidebar(user.id)).slice(0, MAX_WATCHED).filter((x) => now.has(x.room.id));
+      if (ended) return;
       const bigRoom = threshold();
       const wire = await Promise.all(mine.map((x) => wireRoom(x.room, x.member, x, bigRoom)));
       told.clear();

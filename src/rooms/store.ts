@@ -37,7 +37,7 @@ export interface RoomStore {
    *  (mentions), each counted by index up to `cap`, never the whole history. */
   counts(roomId: string, member: Member | undefined, cap?: number): Promise<Counts>;
   /** Every room of the user with their membership and counts: the sidebar, in one query. */
-  sidebar(userId: string, cap?: number): Promise<Array<{ room: Room; member: Member } & Counts>>;
+  sidebar(userId: string, opts?: { cap?: number; counts?: boolean }): Promise<Array<{ room: Room; member: Member } & Counts>>;
   /** how many members the room has */
   memberCount(roomId: string): Promise<number>;
   /** Sets (or with null clears, back to the default) what the member is told of. */
@@ -181,12 +181,12 @@ export function createRoomStore(pool: Pool, db: string): RoomStore {
       return countsRow.parse(await pool.run(r.expr(member ?? null).do((m: RDatum) => countsTerm(roomId, userId, r.branch(m.eq(null), r.expr({}), m), cap))));
     },
 
-    async sidebar(userId, cap = 100) {
+    async sidebar(userId, { cap = 100, counts = true } = {}) {
       const rows: unknown[] = await pool.run(
         t(MEMBERS)
           .getAll(userId, { index: 'userId' })
           .eqJoin('roomId', t(ROOMS))
-          .map((j: RDatum) => r.expr({ room: j('right'), member: j('left') }).merge(countsTerm(j('left')('roomId'), userId, j('left'), cap))),
+          .map((j: RDatum) => r.expr({ room: j('right'), member: j('left') }).merge(counts ? countsTerm(j('left')('roomId'), userId, j('left'), cap) : { unread: 0, mentions: 0 })),
       );
       const row = z.object({ room: roomRow, member: memberRow }).and(countsRow);
       return rows.map((x) => row.parse(x));
