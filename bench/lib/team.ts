@@ -126,23 +126,31 @@ export interface ScrapeTimes {
   bytes: number;
   /** the sockets the scrape reported (chat_sockets, every transport): all of them, or it measured less */
   sockets: number;
+  /** scrapes that got no answer within 10 s (the app's loop too busy), counted apart */
+  timedOut: number;
 }
 
 /** Scrapes the app's /metrics `times` times, `gapMs` apart, timing each (request to last byte). */
 async function scrapeMetrics(url: string, times: number, gapMs: number): Promise<ScrapeTimes> {
   const ms: number[] = [];
   let body = '';
+  let timedOut = 0;
   for (let i = 0; i < times; i++) {
     const t0 = performance.now();
-    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
-    body = await res.text();
-    ms.push(performance.now() - t0);
-    if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+    try {
+      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      body = await res.text();
+      if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+      ms.push(performance.now() - t0);
+    } catch (e) {
+      if (!(e instanceof Error && e.name === 'TimeoutError')) throw e;
+      timedOut++;
+    }
     await sleep(gapMs);
   }
   const sockets = [...body.matchAll(/^chat_sockets\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
   const s = summary(Float64Array.from(ms));
-  return { count: s.count, p50Ms: s.p50, maxMs: s.max, bytes: body.length, sockets };
+  return { count: s.count, p50Ms: s.p50, maxMs: s.max, bytes: body.length, sockets, timedOut };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -631,7 +639,7 @@ export function printTeam(t: TeamResult): void {
   const lag = (ws: Array<{ maxMs: number; secondsOver50: number }>) => ws.map((w, k) => `${k + 1}: max ${w.maxMs} ms, ${w.secondsOver50} s over 50 ms`).join('; ');
   console.log(`worker event-loop delay during traffic: ${lag(x.workerLag)}`);
   console.log(`worker event-loop delay during the ramp: ${lag(c.workerLag)}`);
-  const sc = (x: ScrapeTimes) => `p50 ${x.p50Ms} ms, max ${x.maxMs} ms (${x.count} scrapes, ${Math.round(x.bytes / 1024)} KiB, ${x.sockets} sockets reported)`;
+  const sc = (x: ScrapeTimes) => `p50 ${x.p50Ms} ms, max ${x.maxMs} ms (${x.count} scrapes answered, ${x.timedOut} not within 10 s; ${Math.round(x.bytes / 1024)} KiB, ${x.sockets} sockets reported)`;
   console.log(`GET /metrics with the sockets watching: idle ${sc(t.metricsScrape.idle)}; during traffic ${sc(t.metricsScrape.traffic)}`);
   for (const w of t.appWarnings) console.log(`app logged ${w.count} x "${w.msg}", for example ${w.example}`);
   console.log(`target p99 < 100 ms: ${l.p99 < 100 ? 'met' : 'NOT met'} (p99 ${l.p99} ms); sidebar ready p99 ${c.sidebarReadyMs.p99} ms`);
