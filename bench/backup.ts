@@ -1,7 +1,8 @@
 // Backup and restore throughput: fills a fresh database with --messages messages (1,000,000)
 // in batches of 10,000, then runs `npm run backup` and `npm run restore` as an operator
-// would (their own processes, through RETHINKDB_URL) and prints what they report: rows,
-// bytes, seconds, rows/s, MB/s, and the archive's size. The database is the standalone
+// would (their own processes, through RETHINKDB_URL), the restore after the database is
+// dropped, and prints what they report: rows, bytes, seconds, rows/s, MB/s, and the
+// archive's size. The database is the standalone
 // embedded server on a fresh data directory, or RETHINKDB_URL's server (in databases of the
 // run's own). Everything it made is deleted at the end.
 //
@@ -15,7 +16,6 @@ import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { pino } from 'pino';
 import { r } from 'rethinkdb-ts';
-import { formatRethinkdbUrl } from '../src/config.js';
 import { connectAny } from '../src/db/pool.js';
 import { ensureSchema, MESSAGES } from '../src/db/schema.js';
 import { chooseDb, exitOnSignals, startDb } from './lib/procs.js';
@@ -61,7 +61,6 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-backup-'));
   const suffix = Date.now().toString(36);
   const db = await startDb({ choice: chooseDb({}, join(dataDir, 'reql')), dbName: `bench_backup_${suffix}` });
-  const restored = `${db.dbName}_restored`;
   const conn = await connectAny(db.address, log);
   try {
     console.log(`database: ${db.label}; ${MESSAGES_N.toLocaleString('en-US')} messages`);
@@ -82,13 +81,15 @@ async function main(): Promise<void> {
     const backupOut = await command('backup', ['--out', file], db.url);
     console.log(backupOut);
     console.log(`archive: ${(statSync(file).size / 1e6).toFixed(1)} MB`);
-    const restoreOut = await command('restore', [file], formatRethinkdbUrl(db.address, restored));
-    console.log(restoreOut);
-    const [a, b] = await Promise.all([r.db(db.dbName).table(MESSAGES).count().run(conn), r.db(restored).table(MESSAGES).count().run(conn)]);
-    if (a !== b) throw new Error(`the restored messages table holds ${b} rows, the source ${a}`);
-    console.log(`restored messages: ${Number(b).toLocaleString('en-US')}, as many as the source`);
+    // Wiped, then restored into a database of the same name, as after a loss.
+    const source = Number(await r.db(db.dbName).table(MESSAGES).count().run(conn));
+    await r.dbDrop(db.dbName).run(conn);
+    console.log(await command('restore', [file], db.url));
+    const back = Number(await r.db(db.dbName).table(MESSAGES).count().run(conn));
+    if (back !== source) throw new Error(`the restored messages table holds ${back} rows, the source ${source}`);
+    console.log(`restored messages: ${back.toLocaleString('en-US')}, as many as the source`);
   } finally {
-    for (const name of [db.dbName, restored]) await r.dbDrop(name).run(conn).catch(() => undefined);
+    await r.dbDrop(db.dbName).run(conn).catch(() => undefined);
     await conn.close();
     await db.close();
     rmSync(dataDir, { recursive: true, force: true });

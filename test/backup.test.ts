@@ -23,6 +23,9 @@ import { startReqlServer } from '../src/reql/index.js';
 import { Agent } from './fixtures/http.js';
 import { onRealRethinkdb, spawnApp, startApp, startDb, testLog, urlOf, type TestDb } from './fixtures/chat.js';
 
+// About 80 s on an idle machine (each command is a process of its own): more than the default.
+t.setTimeout(240_000);
+
 const RAW = { timeFormat: 'raw', binaryFormat: 'raw' } as const;
 const PASSWORD = 'a long enough password';
 const execFileP = promisify(execFile);
@@ -194,13 +197,11 @@ t.test('back up, wipe, restore: every row, index and session as it was', async (
   t.strictSame(history.json<{ messages: Array<{ id: string }> }>().messages.map((m) => m.id), expected.slice(-10), 'the app reads the room\'s history from the restored index');
 });
 
-/** A small database with a few rows, backed up to `file`. */
-async function smallBackup(t: Test, db: TestDb, file: string): Promise<void> {
+/** A small database: the schema and a few thousand messages. */
+async function smallDb(t: Test, db: TestDb): Promise<void> {
   const conn = await connect(t, db.address);
   await ensureSchema(conn, db.dbName, { log: testLog(), staleMs: 60_000 });
   await r.db(db.dbName).table(MESSAGES).insert(Array.from({ length: 3000 }, (_, i) => ({ id: randomUUID(), room: `room-${i % 7}`, body: `line ${i} ✓`, author: { name: 'filler' }, sent: new Date(1_700_000_000_000 + i) }))).run(conn);
-  const made = await command('backup', ['--out', file], { RETHINKDB_URL: db.url });
-  t.equal(made.code, 0, made.err);
 }
 
 t.test('a damaged archive, bad input: refused, with nothing written', async (t) => {
@@ -209,7 +210,9 @@ t.test('a damaged archive, bad input: refused, with nothing written', async (t) 
   const dir = mkdtempSync(join(tmpdir(), 'chat-backup-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const good = join(dir, 'good.jsonl.gz');
-  await smallBackup(t, db, good);
+  await smallDb(t, db);
+  const made = await command('backup', ['--out', good], { RETHINKDB_URL: db.url });
+  t.equal(made.code, 0, made.err);
   const bytes = readFileSync(good);
   const lines = gunzipSync(bytes).toString('utf8').split(/(?<=\n)/);
   const target = otherDb(t, db, 'restored');
@@ -226,14 +229,19 @@ t.test('a damaged archive, bad input: refused, with nothing written', async (t) 
   variants.push(['a row taken out, recompressed', gzipSync(lines.filter((_, i) => i !== 5).join('')), /the table messages holds 2999 rows, its manifest says 3000/]);
   variants.push(['not gzip at all', Buffer.from('hello\n'), /not a whole gzip stream/]);
   variants.push(['another gzip file', gzipSync('{"some":"json"}\n'), /not a backup of this app/]);
-  for (const [what, content, message] of variants) {
-    const file = join(dir, 'bad.jsonl.gz');
-    writeFileSync(file, content);
-    const res = await command('restore', [file], { RETHINKDB_URL: target.url });
-    t.equal(res.code, 1, `${what}: exit 1`);
-    t.match(res.err, message, what);
-    t.notOk((await r.dbList().run(conn)).includes(target.name), `${what}: nothing written`);
-  }
+  // Each from a file of its own, all at once (each is a process of its own).
+  const refused = await Promise.all(
+    variants.map(([, content], i) => {
+      const file = join(dir, `bad-${i}.jsonl.gz`);
+      writeFileSync(file, content);
+      return command('restore', [file], { RETHINKDB_URL: target.url });
+    }),
+  );
+  variants.forEach(([what, , message], i) => {
+    t.equal(refused[i].code, 1, `${what}: exit 1`);
+    t.match(refused[i].err, message, what);
+  });
+  t.notOk((await r.dbList().run(conn)).includes(target.name), 'none of them wrote anything');
 
   const usage: Array<['backup' | 'restore', string[], RegExp]> = [
     ['restore', [], /FILE is required/],
@@ -243,11 +251,11 @@ t.test('a damaged archive, bad input: refused, with nothing written', async (t) 
     ['backup', ['--out', join(dir, 'x.gz'), '--keep', '2'], /--keep needs --out to name a directory/],
     ['backup', ['--out', `${dir}/`, '--keep', 'none'], /--keep must be a whole number/],
   ];
-  for (const [name, args, message] of usage) {
-    const res = await command(name, args, { RETHINKDB_URL: target.url });
-    t.equal(res.code, 2, `${name} ${args.join(' ')}: exit 2`);
-    t.match(res.err, message);
-  }
+  const answers = await Promise.all(usage.map(([name, args]) => command(name, args, { RETHINKDB_URL: target.url })));
+  usage.forEach(([name, args, message], i) => {
+    t.equal(answers[i].code, 2, `${name} ${args.join(' ')}: exit 2`);
+    t.match(answers[i].err, message);
+  });
   const missing = await command('restore', [join(dir, 'nowhere.jsonl.gz')], { RETHINKDB_URL: target.url });
   t.equal(missing.code, 1);
   t.match(missing.err, /cannot read .*nowhere\.jsonl\.gz/);
@@ -255,6 +263,9 @@ t.test('a damaged archive, bad input: refused, with nothing written', async (t) 
   t.equal(noDb.code, 1);
   t.match(noDb.err, /there is no database .*_absent to back up/);
   t.notOk(readdirSync(dir).some((f) => f.startsWith('none')), 'a failed backup leaves no file');
+  const unwritable = await command('backup', ['--out', join(dir, 'no', 'such', 'place.jsonl.gz')], { RETHINKDB_URL: db.url });
+  t.equal(unwritable.code, 1);
+  t.match(unwritable.err, /backup: ENOENT: no such file or directory, open '.*place\.jsonl\.gz\.partial'/, 'a file that cannot be written: said so');
 });
 
 t.test('--out DIR/ --keep N: the newest N of this database are kept', async (t) => {
@@ -265,7 +276,7 @@ t.test('--out DIR/ --keep N: the newest N of this database are kept', async (t) 
   mkdirSync(out);
   const foreign = ['notes.txt', 'other-2020-01-01T00-00-00.000Z.jsonl.gz'];
   for (const f of foreign) writeFileSync(join(out, f), 'not ours');
-  await smallBackup(t, db, join(dir, 'first.jsonl.gz'));
+  await smallDb(t, db);
   const made: string[] = [];
   for (let i = 0; i < 3; i++) {
     const res = await command('backup', ['--out', `${out}/`, '--keep', '2'], { RETHINKDB_URL: db.url });

@@ -6,6 +6,7 @@
 // It is not a point-in-time snapshot: RethinkDB has none across tables. Each row is as it
 // was when its page was read; a row written during the backup may or may not be in it.
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { createWriteStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -97,9 +98,10 @@ function hashing(): { stream: Transform; digest(): string; bytes(): number } {
 
 /**
  * Writes every table of `db` to `file` (through `file.partial`, renamed when complete and
- * synced to disk). `onProgress` gets rows and JSON bytes so far, of about `estimate` rows.
+ * synced to disk). `progress` is made with about how many rows there are, and told the rows
+ * and JSON bytes written so far.
  */
-export async function backup(conn: Connection, db: string, file: string, opts: { progress?: (estimate: number) => Progress; gzipLevel?: number } = {}): Promise<BackupResult> {
+export async function backup(conn: Connection, db: string, file: string, opts: { progress?: (estimate: number) => Progress } = {}): Promise<BackupResult> {
   const started = performance.now();
   if (!(await r.dbList().run(conn)).includes(db)) throw new Error(`there is no database ${db} to back up`);
   const names = (await r.db(db).tableList().run(conn)).sort();
@@ -109,20 +111,16 @@ export async function backup(conn: Connection, db: string, file: string, opts: {
   const bar = opts.progress?.(await estimateRows(conn, db, names));
 
   const partial = `${file}.partial`;
-  const gzip = createGzip({ level: opts.gzipLevel ?? 6 });
+  const gzip = createGzip();
   const tap = hashing();
   // flush: the file is synced to disk before it is closed, and then renamed.
   const written = pipeline(gzip, tap.stream, createWriteStream(partial, { flush: true }));
+  written.catch(() => undefined); // its failure is met where it is awaited
   const sums = new Sums();
+  /** Writes on, or fails with the reason the file cannot be written (a full disk). */
   const write = async (text: string) => {
-    if (!gzip.write(text)) await new Promise<void>((resolve, reject) => {
-      const failed = (e: Error) => reject(e);
-      gzip.once('error', failed);
-      gzip.once('drain', () => {
-        gzip.off('error', failed);
-        resolve();
-      });
-    });
+    if (gzip.destroyed) await written;
+    if (!gzip.write(text)) await Promise.race([once(gzip, 'drain'), written]);
   };
   let manifest: Manifest;
   try {

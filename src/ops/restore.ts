@@ -1,9 +1,9 @@
 // Restoring a backup into an empty database. The archive is read twice: first to check it
 // against its manifest (a corrupt or cut archive is refused before anything is written),
 // then to insert its rows in batches, into tables created with the archive's primary keys.
-// The indexes are rebuilt by the code's own schema (ensureSchema), and an index the archive
-// names that the code does not declare (one made by hand) from the definition the server
-// gave at backup time, when this kind of server can read it.
+// The indexes are made before the rows go in: by the code's own schema (ensureSchema), and
+// an index the archive names that the code does not declare (one made by hand) from the
+// definition the server gave at backup time, when this kind of server can read it.
 import { r, type Connection } from 'rethinkdb-ts';
 import type { Logger } from 'pino';
 import { ensureSchema, type Layout } from '../db/schema.js';
