@@ -115,6 +115,13 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
   const mainRange = (room: string, from: Date | undefined) =>
     table().between(from ? [room, from] : [room, r.minval], [room, r.maxval], { index: 'room_main' });
   const threadRange = (thread: string) => table().between([thread, r.minval], [thread, r.maxval], { index: 'thread_sent' });
+  /** A thread's followers as stored, or, before its first reply, its author alone. */
+  const followersOf = (m: RDatum) => {
+    const starter = m('author')('id').default(null);
+    return m('followers').default(r.branch(starter.eq(null), [], [starter]));
+  };
+  /** Updates one message with `fn` and returns its new state. */
+  const updateOne = async (id: string, fn: (m: RDatum) => unknown) => changed(await pool.run(table().get(id).update(fn, { returnChanges: 'always' })), () => true);
 
   async function get(id: string): Promise<Message | undefined> {
     const row: unknown = await pool.run(table().get(id));
@@ -282,44 +289,16 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
       );
       if (facts.last === null) return get(threadId);
       const last = facts.last;
-      return changed(
-        await pool.run(
-          table()
-            .get(threadId)
-            .update(
-              (m: RDatum) => {
-                const starter = m('author')('id').default(null);
-                const before = m('followers').default(r.branch(starter.eq(null), [], [starter]));
-                return {
-                  replies: r.branch(m('replies').default(0).gt(facts.n), m('replies'), facts.n),
-                  lastReply: r.branch(m.hasFields('lastReply').and(m('lastReply').gt(last)), m('lastReply'), last),
-                  followers: replierId ? before.setInsert(replierId) : before,
-                  updated: r.now(),
-                };
-              },
-              { returnChanges: 'always' },
-            ),
-        ),
-        () => true,
-      );
+      return updateOne(threadId, (m: RDatum) => ({
+        replies: r.branch(m('replies').default(0).gt(facts.n), m('replies'), facts.n),
+        lastReply: r.branch(m.hasFields('lastReply').and(m('lastReply').gt(last)), m('lastReply'), last),
+        followers: replierId ? followersOf(m).setInsert(replierId) : followersOf(m),
+        updated: r.now(),
+      }));
     },
 
     async follow(id, userId, on) {
-      return changed(
-        await pool.run(
-          table()
-            .get(id)
-            .update(
-              (m: RDatum) => {
-                const starter = m('author')('id').default(null);
-                const before = m('followers').default(r.branch(starter.eq(null), [], [starter]));
-                return { followers: on ? before.setInsert(userId) : before.setDifference([userId]), updated: r.now() };
-              },
-              { returnChanges: 'always' },
-            ),
-        ),
-        () => true,
-      );
+      return updateOne(id, (m: RDatum) => ({ followers: on ? followersOf(m).setInsert(userId) : followersOf(m).setDifference([userId]), updated: r.now() }));
     },
 
     async ping() {
