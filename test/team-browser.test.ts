@@ -166,6 +166,11 @@ if (!executablePath) {
 
     await ann.waitForFunction(() => /2 online/.test(document.getElementById('room-members')?.textContent ?? ''));
     t.pass('the header counts who is online');
+    await ann.click('#room-settings');
+    await ann.waitForSelector('dialog .member-list li');
+    t.equal(await ann.$$eval('dialog .member-list .presence.online', (els) => els.length), 2, 'the member list shows both online');
+    await ann.keyboard.press('Escape');
+    await ann.waitForSelector('dialog[open]', { state: 'detached' }).catch(() => undefined);
     await bob.type('#body', 'typing…');
     await ann.waitForSelector('#typing:text("Bob is typing")');
     t.pass('the other side sees who is typing');

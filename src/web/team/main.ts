@@ -694,6 +694,8 @@ els.roomSettings.addEventListener('click', () => {
           for (const p of members) {
             const li = document.createElement('li');
             li.textContent = `${p.displayName} (@${p.username}) `;
+            const state = presence.stateOf(p.id);
+            if (state) li.prepend(Object.assign(document.createElement('span'), { className: `presence ${state}`, title: state }));
             if (manager && p.id !== me.id) li.append(button('Remove', () => api('DELETE', `/api/rooms/${id}/members/${p.id}`), `Remove ${p.displayName} from this room?`));
             ul.append(li);
           }
