@@ -60,6 +60,8 @@ export function createPresence(opts: PresenceOptions): Presence {
   const local = new Map<string, { active: number; away: number }>();
   /** what this process's row says for each user (undefined: no row) */
   const written = new Map<string, 'online' | 'away'>();
+  /** users whose sockets here changed since their row was last written */
+  const dirty = new Set<string>();
   let syncing: Promise<void> | undefined;
   let again = false;
   let stopped = false;
@@ -70,8 +72,11 @@ export function createPresence(opts: PresenceOptions): Presence {
     return l.active > 0 ? 'online' : 'away';
   };
 
-  /** Writes what differs between the sockets here and the rows; one pass at a time. */
-  function sync(): void {
+  /** Writes the rows of the users whose sockets here changed; one pass at a time. A write
+   *  that fails leaves its user for the next pass (the process check runs one every
+   *  couple of seconds). */
+  function sync(userId?: string): void {
+    if (userId !== undefined) dirty.add(userId);
     if (syncing) {
       again = true;
       return;
@@ -79,8 +84,11 @@ export function createPresence(opts: PresenceOptions): Presence {
     syncing = (async () => {
       do {
         again = false;
-        const users = new Set([...local.keys(), ...written.keys()]);
-        for (const userId of users) {
+        if (dirty.size === 0) break;
+        const users = [...dirty];
+        dirty.clear();
+        for (let i = 0; i < users.length; i++) {
+          const userId = users[i];
           const want = wanted(userId);
           if (want === written.get(userId)) {
             if (want === undefined) local.delete(userId);
@@ -97,8 +105,9 @@ export function createPresence(opts: PresenceOptions): Presence {
               written.set(userId, want);
             }
           } catch (e) {
-            // The database is away: the next check tries again.
+            // The database is away: this user and those not reached yet wait for the next pass.
             log.debug({ err: String(e) }, 'could not write presence');
+            for (const u of users.slice(i)) dirty.add(u);
             break;
           }
         }
@@ -229,7 +238,7 @@ export function createPresence(opts: PresenceOptions): Presence {
       local.set(userId, l);
       let away = false;
       let detached = false;
-      sync();
+      sync(userId);
       return {
         away(on) {
           if (detached || on === away) return;
@@ -241,14 +250,14 @@ export function createPresence(opts: PresenceOptions): Presence {
             l.away--;
             l.active++;
           }
-          sync();
+          sync(userId);
         },
         detach() {
           if (detached) return;
           detached = true;
           if (away) l.away--;
           else l.active--;
-          sync();
+          sync(userId);
         },
       };
     },
