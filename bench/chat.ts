@@ -31,7 +31,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { r, type Connection } from 'rethinkdb-ts';
 import { LoadClient } from './lib/load-client.js';
-import { chooseDb, cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDyno, startDb, type Db, type Dyno, type ProcSample } from './lib/procs.js';
+import { chooseDb, cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDyno, startDb, withDeadline, type Db, type Dyno, type ProcSample } from './lib/procs.js';
 import { loginPhase } from './lib/logins.js';
 import { printTeam, teamPhase } from './lib/team.js';
 import { conversationsPhase, printConversations } from './lib/conversations.js';
@@ -440,15 +440,6 @@ async function timeJoin(dyno: Dyno, room: string): Promise<number> {
     return await withDeadline(c.start(), 30_000, `joining ${room}`);
   } finally {
     c.close();
-  }
-}
-
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -17,7 +17,7 @@ import { r, type Connection } from 'rethinkdb-ts';
 import type { OutboundFrame, WireMessage } from '../../src/chat/wire.js';
 import { RoomHistory } from '../../src/client/session.js';
 import { MESSAGES, PRESENCE } from '../../src/db/schema.js';
-import { spawnDyno, type Db, type Dyno } from './procs.js';
+import { spawnDyno, withDeadline, type Db, type Dyno } from './procs.js';
 import { roundSummary, Samples, summarize, table, type Summary } from './stats.js';
 import { seed } from './team.js';
 import type { TeamUser } from './team-worker.js';
@@ -45,15 +45,6 @@ export interface ConversationsResult {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-
-async function deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The HTTP API as a signed-in user calls it: the session cookie, and a CSRF token. */
 class Api {
@@ -161,7 +152,7 @@ export async function conversationsPhase(db: Db, o: ConversationsOptions): Promi
       }));
     }
     for (const w of watching) sockets.push(w);
-    await deadline(Promise.all(watching.map((w) => w.rooms)), 120_000, `${o.sockets} sockets' sidebars`);
+    await withDeadline(Promise.all(watching.map((w) => w.rooms)), 120_000, `${o.sockets} sockets' sidebars`);
     const connectSeconds = Math.round((performance.now() - connectStart) / 100) / 10;
     await sleep(2000);
     const writesWhileConnecting = presenceWrites.n - before;
@@ -176,7 +167,7 @@ export async function conversationsPhase(db: Db, o: ConversationsOptions): Promi
         if (kind === 'edit') await api.call('PATCH', `/api/rooms/${room}/messages/${m.id}`, { body: 'edited' });
         else if (kind === 'reaction') await api.call('POST', `/api/rooms/${room}/messages/${m.id}/reactions`, { emoji: '👍' });
         else await api.call('DELETE', `/api/rooms/${room}/messages/${m.id}`);
-        await deadline((async () => { while (entry.left > 0) await sleep(5); })(), 30_000, `a ${kind} reaching every socket`);
+        await withDeadline((async () => { while (entry.left > 0) await sleep(5); })(), 30_000, `a ${kind} reaching every socket`);
         waiting.delete(key);
       }
     }
@@ -210,7 +201,7 @@ export async function conversationsPhase(db: Db, o: ConversationsOptions): Promi
       const first = watcher(dyno.url, away, (f) => {
         if (f.type === 'deliverMessage') held.get(f.message.room)?.add(f.message);
       });
-      await deadline(first.rooms, 30_000, 'the away user\'s sidebar');
+      await withDeadline(first.rooms, 30_000, 'the away user\'s sidebar');
       // What the page holds when the lid closes: each room's history.
       for (const id of awayRooms) {
         const page = await new Api(dyno.url, away.token).call<{ messages: WireMessage[] }>('GET', `/api/rooms/${id}/messages?limit=100`);
@@ -250,8 +241,8 @@ export async function conversationsPhase(db: Db, o: ConversationsOptions): Promi
         }
       }, resume);
       sockets.push(back);
-      const openedAt = await deadline(back.opened, 30_000, 'the away user\'s socket');
-      await deadline((async () => { while (resumed < awayRooms.length || changes < edited.length) await sleep(5); })(), 60_000, 'the catch-up').catch((e: unknown) => {
+      const openedAt = await withDeadline(back.opened, 30_000, 'the away user\'s socket');
+      await withDeadline((async () => { while (resumed < awayRooms.length || changes < edited.length) await sleep(5); })(), 60_000, 'the catch-up').catch((e: unknown) => {
         throw new Error(`${(e as Error).message}: ${resumed} of ${awayRooms.length} rooms resumed, ${changes} of ${edited.length} changes`);
       });
       back.close();

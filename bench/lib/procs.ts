@@ -77,6 +77,16 @@ process.once('exit', () => {
 });
 
 /** For command-line tools: Ctrl-C or a SIGTERM becomes an exit, so the children are killed. */
+/** `p`, or an error naming `what` once `ms` have passed: every step of a run is bounded. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function exitOnSignals(): void {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 }
