@@ -99,7 +99,8 @@ export function createPresence(opts: PresenceOptions): Presence {
             if (want === undefined) {
               await pool.run(table.get(id).delete());
               written.delete(userId);
-              local.delete(userId);
+              // A socket may have opened meanwhile (a page reloaded): it counts on this entry.
+              if (wanted(userId) === undefined) local.delete(userId);
             } else {
               await pool.run(table.insert({ id, userId, proc: procId, state: want, since: r.now() }, { conflict: 'replace' }));
               written.set(userId, want);
