@@ -18,3 +18,8 @@ export const userError = runtime(ErrorType.USER);
 export function isNonExistence(e: unknown): e is ReqlError {
   return e instanceof ReqlError && e.errorType === ErrorType.NON_EXISTENCE;
 }
+
+/** The error for an index a table does not have (the table as its database and name). */
+export function opIndexMissing(table: { db: string; name: string }, name: string): Error {
+  return opFailed(`Index \`${name}\` was not found on table \`${table.db}.${table.name}\`.`);
+}

@@ -1,5 +1,5 @@
-// The evaluator: a registry of term implementations and the context they run in.
-// Term families live in ops/*.ts and register themselves with def().
+// The evaluator: the context terms run in. Term families live in ops/*.ts, each building an
+// OpFamily; ops/registry.ts joins them into the one OpTable the engine evaluates with.
 import type { Catalog } from '../storage/catalog.js';
 import { ARRAY_LIMIT, arrayLimitMessage, isBound, isObject, typeName, type Datum, type DatumObject, type Key } from './datum.js';
 import { logicError, compileError, nonExistence, resourceLimit } from './errors.js';
@@ -13,19 +13,26 @@ export interface OpDef extends Signature {
   impl: Impl;
 }
 
-export const ops = new Map<number, OpDef>();
-export const signatures = ops as Map<number, Signature>;
+/** The handlers of one family of terms, as its ops/ module defines them. */
+export class OpFamily {
+  readonly ops = new Map<number, OpDef>();
+  constructor(readonly name: string) {}
+  readonly def = (type: number, min: number, max: number, impl: Impl, optargs?: readonly string[]): void => {
+    if (this.ops.has(type)) throw new Error(`term ${TERM_NAMES[type] ?? type} is defined twice in the ${this.name} family`);
+    this.ops.set(type, { min, max, impl, optargs });
+  };
+}
 
-/** Terms that apply to each group of grouped data; ops/aggregate.ts fills the set and installs `run`. */
-export const groupedTerms: { terms: Set<number>; run?: (c: Ctx, t: Term, op: OpDef) => Val } = { terms: new Set() };
-
-export function def(type: number, min: number, max: number, impl: Impl, optargs?: readonly string[]): void {
-  ops.set(type, { min, max, impl, optargs });
+/** Every term the engine evaluates, and how terms apply to each group of grouped data. */
+export interface OpTable {
+  ops: ReadonlyMap<number, OpDef>;
+  grouped: { terms: ReadonlySet<number>; run: (c: Ctx, t: Term, op: OpDef) => Val };
 }
 
 export interface EngineState {
   catalog: Catalog;
   feeds: FeedHub;
+  table: OpTable;
 }
 
 export interface GlobalOpts {
@@ -61,9 +68,10 @@ export class Ctx {
 
   ev(t: Term): Val {
     if (t.type === T.DATUM) return t.datum as Datum;
+    const { ops, grouped } = this.state.table;
     const op = ops.get(t.type);
     if (!op) throw compileError(`Term \`${TERM_NAMES[t.type] ?? t.type}\` is not supported by the embedded ReQL server.`);
-    if (groupedTerms.run !== undefined && groupedTerms.terms.has(t.type)) return groupedTerms.run(this, t, op);
+    if (grouped.terms.has(t.type)) return grouped.run(this, t, op);
     return op.impl(this, t);
   }
 
@@ -89,7 +97,7 @@ export class Ctx {
   dargs(t: Term): Datum[] {
     const vals = this.args(t);
     if (t.args.some((a) => a.type === T.ARGS)) {
-      const op = ops.get(t.type)!;
+      const op = this.state.table.ops.get(t.type)!;
       checkArity(op, vals.length);
     }
     return vals.map((v) => toDatum(v, this));

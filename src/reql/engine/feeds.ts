@@ -4,27 +4,16 @@ import { ResponseNote } from '../proto.js';
 import type { Cursor, Batch } from './api.js';
 import { compare, equal, isObject, MAXVAL, MINVAL, type Datum, type DatumObject, type Key } from './datum.js';
 import { logicError, opFailed, ReqlError } from './errors.js';
-import { def, num, toDatum, type Ctx } from './eval.js';
+import { OpFamily, num, toDatum, type Ctx } from './eval.js';
 import type { RowChange, Table } from '../storage/table.js';
 import { T } from './termtypes.js';
-import { Feed, Single, Stream, type Val } from './values.js';
+import { Feed, Single, Stream, type BetweenSource, type FeedSource, type FeedSpec, type Val } from './values.js';
 
-export type BetweenSource = { kind: 'between'; index: string; lo: Key; hi: Key; loOpen: boolean; hiOpen: boolean };
-export type FeedSource =
-  | { kind: 'table' }
-  | { kind: 'point'; key: Datum }
-  | { kind: 'getAll'; index: string; keys: Datum[] }
-  | BetweenSource
-  | { kind: 'limit'; index: string; desc: boolean; n: number; range?: BetweenSource };
+/** The changefeed terms, joined into the engine's table by registry.ts. */
+export const feedOps = new OpFamily('changefeed');
+const def = feedOps.def;
 
-export interface FeedSpec {
-  table: Table;
-  source: FeedSource;
-  /** per-row transforms applied before changes() (filter → undefined drops, map rewrites) */
-  transforms: Array<(row: Datum) => Datum | undefined>;
-  /** a map/filter before changes() used r.random, r.js or the like */
-  nondeterministic?: boolean;
-}
+export type { BetweenSource, FeedSource, FeedSpec } from './values.js';
 
 /** Adds a transform over change objects of an existing feed (filter/map/pluck after changes()). */
 export function withTransform(feed: Feed, f: (change: Datum) => Datum, pred?: (change: Datum) => boolean): Feed {

@@ -1,17 +1,11 @@
 // The query engine: parses a START query, evaluates it, and turns the value into an atom or a
-// cursor. Importing the ops/ modules registers every supported term.
-import './ops/core.js';
-import './ops/object.js';
-import './ops/sequence.js';
-import './ops/table.js';
-import './ops/write.js';
-import './feeds.js';
-import './ops/extra.js';
+// cursor. The terms it knows are the table built by registry.ts.
 import type { Cursor, Datum, Engine, QueryContext, QueryResult } from './api.js';
 import { isBound, isObject } from './datum.js';
 import { compileError, internalError, logicError, ReqlError } from './errors.js';
-import { Ctx, signatures, toDatum, valTypeName, type EngineState, type GlobalOpts } from './eval.js';
+import { Ctx, toDatum, valTypeName, type EngineState, type GlobalOpts } from './eval.js';
 import { FeedHub, openFeed } from './feeds.js';
+import { buildOpTable } from './registry.js';
 import { parseTerm, type Term } from './term.js';
 import { Catalog } from '../storage/catalog.js';
 import type { IndexDef, KeyFn } from '../storage/table.js';
@@ -35,11 +29,23 @@ export interface EmbeddedEngine extends Engine {
 const BATCH_ROWS = 1000;
 
 export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEngine> {
-  // Index functions are compiled lazily against the final state object.
-  let state: EngineState;
+  const table = buildOpTable();
+  const signatures = table.ops;
+  const feeds = new FeedHub();
+  let state: EngineState | undefined;
+  // Index functions are compiled while the catalog opens (indexes are rebuilt after replay),
+  // before `state` exists; they are deterministic and never read a table.
+  const indexState: EngineState = {
+    get catalog(): Catalog {
+      if (!state) throw logicError('Index functions cannot read tables.');
+      return state.catalog;
+    },
+    feeds,
+    table,
+  };
   const compileIndex = (def: IndexDef): KeyFn => {
     const term = parseTerm(def.fn, signatures);
-    const ctx = new Ctx(state, { db: 'test', arrayLimit: 100_000, changefeedQueueSize: 100_000 });
+    const ctx = new Ctx(indexState, { db: 'test', arrayLimit: 100_000, changefeedQueueSize: 100_000 });
     const native = compileNative(term);
     const f = native ? undefined : ctx.ev(term);
     return (row) => {
@@ -64,11 +70,12 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
     };
   };
   const catalog = await Catalog.open({ dataDir: opts.dataDir, compileIndex, onWarn: opts.onWarn, compactMinRows: opts.compactMinRows });
-  state = { catalog, feeds: new FeedHub() };
+  const live: EngineState = { catalog, feeds, table };
+  state = live;
 
   function globals(raw: Record<string, unknown>): GlobalOpts {
     const g: GlobalOpts = { db: 'test', arrayLimit: 100_000, changefeedQueueSize: 100_000 };
-    const base = new Ctx(state, g);
+    const base = new Ctx(live, g);
     for (const [k, v] of Object.entries(raw)) {
       const val = base.ev(parseTerm(v, signatures));
       if (k === 'db') {
@@ -126,7 +133,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
     const now = { $reql_type$: 'TIME', epoch_time: Math.round(Date.now() + (context.clockOffsetMs ?? 0)) / 1000, timezone: '+00:00' };
     const g = globals(rawGlobals);
     if (context.beforeWrite && writes(term)) await context.beforeWrite();
-    const ctx = new Ctx(state, g, undefined, undefined, now);
+    const ctx = new Ctx(live, g, undefined, undefined, now);
     let val: Val;
     try {
       val = ctx.ev(term);
@@ -164,9 +171,9 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
   return {
     run,
     serverInfo: () => ({ id: SERVER_ID, name: SERVER_NAME, proxy: false }),
-    stats: () => ({ openFeeds: state.feeds.open.size, tables: catalog.tables.size }),
+    stats: () => ({ openFeeds: live.feeds.open.size, tables: catalog.tables.size }),
     async close() {
-      state.feeds.closeAll();
+      live.feeds.closeAll();
       await catalog.close();
     },
   };

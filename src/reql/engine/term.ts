@@ -20,7 +20,7 @@ export interface Signature {
 
 const MAX_DEPTH = 1000;
 
-export function parseTerm(raw: unknown, sigs: Map<number, Signature>, depth = 0): Term {
+export function parseTerm(raw: unknown, sigs: ReadonlyMap<number, Signature>, depth = 0): Term {
   if (depth > MAX_DEPTH) throw compileError('Query nested too deeply.');
   if (raw === null || typeof raw !== 'object') {
     if (typeof raw === 'number' && !Number.isFinite(raw)) throw compileError('Non-finite number in query.');

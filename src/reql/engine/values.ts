@@ -1,9 +1,26 @@
 // What a term evaluates to. Plain Datums are the common case; the classes below are the
 // non-datum ReQL types (streams, selections, tables, databases, functions, grouped data, feeds).
-import type { Datum } from './datum.js';
+import type { Datum, Key } from './datum.js';
 import type { Term } from './term.js';
 import type { Table } from '../storage/table.js';
-import type { FeedSpec } from './feeds.js';
+
+/** What a changefeed watches: defined here, with the values that carry it, so feeds.ts depends on values.ts only. */
+export type BetweenSource = { kind: 'between'; index: string; lo: Key; hi: Key; loOpen: boolean; hiOpen: boolean };
+export type FeedSource =
+  | { kind: 'table' }
+  | { kind: 'point'; key: Datum }
+  | { kind: 'getAll'; index: string; keys: Datum[] }
+  | BetweenSource
+  | { kind: 'limit'; index: string; desc: boolean; n: number; range?: BetweenSource };
+
+export interface FeedSpec {
+  table: Table;
+  source: FeedSource;
+  /** per-row transforms applied before changes() (filter → undefined drops, map rewrites) */
+  transforms: Array<(row: Datum) => Datum | undefined>;
+  /** a map/filter before changes() used r.random, r.js or the like */
+  nondeterministic?: boolean;
+}
 
 export type StreamType = 'TABLE' | 'TABLE_SLICE' | 'SELECTION<STREAM>' | 'STREAM' | 'SELECTION<ARRAY>';
 

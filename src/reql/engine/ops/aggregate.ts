@@ -1,13 +1,16 @@
 // Aggregation: group/ungroup, reduce, fold, distinct, sum, avg, min, max, and the rule that
 // terms applied to grouped data apply to each group.
 import { compare, isObject, printDatum, typeName, type Datum, type Key } from '../datum.js';
-import { isNonExistence, logicError, nonExistence, resourceLimit } from '../errors.js';
-import { def, groupedTerms, num, toDatum, valTypeName, type Ctx, type OpDef } from '../eval.js';
+import { isNonExistence, logicError, nonExistence, resourceLimit, opIndexMissing } from '../errors.js';
+import { OpFamily, num, toDatum, valTypeName, type Ctx, type OpDef } from '../eval.js';
 import type { Term } from '../term.js';
 import { T } from '../termtypes.js';
 import { Feed, Func, Grouped, Stream, type Val } from '../values.js';
-import { opIndexMissing } from './sequence.js';
 import type { Table } from '../../storage/table.js';
+
+/** The aggregate terms, joined into the engine's table by registry.ts. */
+export const aggregateOps = new OpFamily('aggregate');
+const def = aggregateOps.def;
 
 const INFINITE = 'Cannot use an infinite stream with an aggregation function (`reduce`, `count`, etc.) or coerce it to an array.';
 
@@ -79,7 +82,8 @@ function mayBeGrouped(t: Marked): boolean {
   return v;
 }
 
-groupedTerms.run = (c, t, op) => {
+/** Applies a term to each group when its sequence argument is grouped data. */
+export const runGrouped = (c: Ctx, t: Term, op: OpDef): Val => {
   const i = t.type === T.FUNCALL ? 1 : 0;
   const a: Marked | undefined = t.args[i];
   if (a === undefined || a[GROUPABLE] === false) return op.impl(c, t);
@@ -96,7 +100,8 @@ groupedTerms.run = (c, t, op) => {
   return withArg(c, t, op, i, v);
 };
 
-for (const type of [
+/** The terms that apply to each group of grouped data. */
+export const GROUPED_TERMS: ReadonlySet<number> = new Set([
   T.MAP, T.FILTER, T.CONCAT_MAP, T.ORDER_BY, T.LIMIT, T.SKIP, T.SLICE, T.NTH, T.BRACKET, T.GET_FIELD,
   T.COUNT, T.IS_EMPTY, T.CONTAINS, T.UNION, T.PLUCK, T.WITHOUT, T.MERGE, T.HAS_FIELDS, T.WITH_FIELDS,
   T.KEYS, T.VALUES, T.COERCE_TO, T.FUNCALL,
@@ -104,9 +109,7 @@ for (const type of [
   T.APPEND, T.PREPEND, T.DIFFERENCE, T.SET_INSERT, T.SET_INTERSECTION, T.SET_UNION, T.SET_DIFFERENCE,
   T.INSERT_AT, T.DELETE_AT, T.CHANGE_AT, T.SPLICE_AT, T.OFFSETS_OF, T.SAMPLE, T.ZIP,
   T.EQ_JOIN, T.INNER_JOIN, T.OUTER_JOIN,
-]) {
-  groupedTerms.terms.add(type);
-}
+]);
 
 /** Runs an aggregation on a sequence, or on each group of grouped data. */
 function aggregate(c: Ctx, src: Val, body: (v: Val) => GroupResult, onEmpty: () => Val): Val {

@@ -1,12 +1,15 @@
 // Array terms: append/prepend, set operations, positional edits (insertAt, deleteAt...),
 // offsetsOf, sample, and the joins (eqJoin, innerJoin, outerJoin, zip).
 import { checkArraySize, equal, isObject, printDatum, typeName, type Datum, type DatumObject } from '../datum.js';
-import { isNonExistence, logicError, nonExistence } from '../errors.js';
-import { arr, def, num, toDatum, valTypeName, type Ctx } from '../eval.js';
+import { isNonExistence, logicError, nonExistence, opIndexMissing } from '../errors.js';
+import { OpFamily, arr, num, toDatum, valTypeName, type Ctx } from '../eval.js';
 import { iterOf } from '../seq.js';
 import { T } from '../termtypes.js';
 import { Feed, Func, Single, Stream, type Val } from '../values.js';
-import { opIndexMissing } from './sequence.js';
+
+/** The array terms, joined into the engine's table by registry.ts. */
+export const arrayOps = new OpFamily('array');
+const def = arrayOps.def;
 
 /** The array size limit of this query (the `array_limit` run option). */
 export function arrayLimit(c: Ctx): number {

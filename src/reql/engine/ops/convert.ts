@@ -2,11 +2,15 @@
 import { createHash } from 'node:crypto';
 import { compare, isBinary, isBound, isObject, MAXVAL, MINVAL, printDatum, typeName, type Datum, type DatumObject, type Key } from '../datum.js';
 import { logicError, opFailed } from '../errors.js';
-import { def, str, toDatum, valTypeName, type Ctx } from '../eval.js';
+import { OpFamily, str, toDatum, valTypeName, type Ctx } from '../eval.js';
 import type { Term } from '../term.js';
 import { T } from '../termtypes.js';
 import { DbVal, Func, Grouped, Single, Stream, type Val } from '../values.js';
 import type { Table } from '../../storage/table.js';
+
+/** The convert terms, joined into the engine's table by registry.ts. */
+export const convertOps = new OpFamily('convert');
+const def = convertOps.def;
 
 /** RethinkDB's text for a number: integers without a decimal point, other doubles in shortest round-trip form. */
 export function numberText(n: number): string {

@@ -2,12 +2,16 @@
 import { randomUUID, createHash } from 'node:crypto';
 import { checkArraySize, compare, equal, isObject, MAXVAL, MINVAL, printDatum, typeName, type Datum, type DatumObject } from '../datum.js';
 import { isNonExistence, logicError, nonExistence, ReqlError, userError } from '../errors.js';
-import { def, toDatum, valTypeName, num, str, type Ctx } from '../eval.js';
+import { OpFamily, toDatum, valTypeName, num, str, type Ctx } from '../eval.js';
 import type { Term } from '../term.js';
 import { T } from '../termtypes.js';
 import { DbVal, Func, Single, Stream, type Val } from '../values.js';
 import { iterOf } from '../seq.js';
 import { jsonText } from './convert.js';
+
+/** The core terms, joined into the engine's table by registry.ts. */
+export const coreOps = new OpFamily('core');
+const def = coreOps.def;
 
 def(T.MAKE_ARRAY, 0, Infinity, (c, t) => {
   const a = c.dargs(t);

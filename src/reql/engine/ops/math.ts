@@ -2,9 +2,13 @@
 import { randomInt } from 'node:crypto';
 import { checkArraySize, isTime, printDatum, type Datum, type DatumObject } from '../datum.js';
 import { logicError } from '../errors.js';
-import { arr, def, num, str, type Ctx } from '../eval.js';
+import { OpFamily, arr, num, str, type Ctx } from '../eval.js';
 import type { Term } from '../term.js';
 import { T } from '../termtypes.js';
+
+/** The math terms, joined into the engine's table by registry.ts. */
+export const mathOps = new OpFamily('math');
+const def = mathOps.def;
 
 type Time = { $reql_type$: 'TIME'; epoch_time: number; timezone: string };
 

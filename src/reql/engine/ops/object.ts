@@ -1,11 +1,15 @@
 // Object field access and shaping: getField, bracket, hasFields, pluck, without, merge, keys...
 import { equal, isObject, printDatum, typeName, type Datum, type DatumObject } from '../datum.js';
 import { logicError, nonExistence } from '../errors.js';
-import { def, num, str, toDatum, valTypeName, type Ctx } from '../eval.js';
+import { OpFamily, num, str, toDatum, valTypeName, type Ctx } from '../eval.js';
 import { derive, iterOf } from '../seq.js';
 import { T } from '../termtypes.js';
 import { Feed, Func, Single, Stream, type Val } from '../values.js';
 import { withTransform } from '../feeds.js';
+
+/** The object terms, joined into the engine's table by registry.ts. */
+export const objectOps = new OpFamily('object');
+const def = objectOps.def;
 
 export function getField(v: Datum, field: string): Datum {
   // On null the error is a non-existence error, which default() and filter() catch.

@@ -1,8 +1,8 @@
 // Sequence transformations: filter, map, orderBy, limit/skip/slice, nth, count, contains, union...
-import { checkArraySize, compare, equal, isObject, printDatum, typeName, type Datum, type Key } from '../datum.js';
-import { compileError, isNonExistence, logicError, nonExistence } from '../errors.js';
+import { checkArraySize, compare, equal, isObject, MAXVAL, MINVAL, printDatum, typeName, type Datum, type Key } from '../datum.js';
+import { compileError, isNonExistence, logicError, nonExistence, opIndexMissing } from '../errors.js';
 import type { Term } from '../term.js';
-import { def, num, toDatum, valTypeName, type Ctx } from '../eval.js';
+import { OpFamily, num, toDatum, valTypeName, type Ctx } from '../eval.js';
 import { derive, isSequence, iterOf } from '../seq.js';
 import { T } from '../termtypes.js';
 import { Feed, Func, Single, Stream, type Val } from '../values.js';
@@ -10,6 +10,10 @@ import { Order } from './core.js';
 import { withTransform } from '../feeds.js';
 import { deterministic } from './write.js';
 import { Literal, matchesObject } from './object.js';
+
+/** The sequence terms, joined into the engine's table by registry.ts. */
+export const sequenceOps = new OpFamily('sequence');
+const def = sequenceOps.def;
 
 function seqArg(c: Ctx, v: Val): Stream | Datum[] {
   if (v instanceof Stream || Array.isArray(v)) return v;
@@ -402,11 +406,6 @@ def(T.ORDER_BY, 1, Infinity, (c, t) => {
   throw logicError(`Cannot convert ${valTypeName(src)} to SEQUENCE`);
 }, ['index']);
 
-import { MAXVAL, MINVAL } from '../datum.js';
-import { opFailed } from '../errors.js';
-import type { Table } from '../../storage/table.js';
 const minv = (): Key => MINVAL;
 const maxv = (): Key => MAXVAL;
-export function opIndexMissing(table: Table, name: string): Error {
-  return opFailed(`Index \`${name}\` was not found on table \`${table.db}.${table.name}\`.`);
-}
+

@@ -1,8 +1,12 @@
 // String terms: match (RE2 regular expressions run on JS RegExp), upcase, downcase, split.
 import type { Datum, DatumObject } from '../datum.js';
 import { logicError } from '../errors.js';
-import { def, int, str } from '../eval.js';
+import { OpFamily, int, str } from '../eval.js';
 import { T } from '../termtypes.js';
+
+/** The string terms, joined into the engine's table by registry.ts. */
+export const stringOps = new OpFamily('string');
+const def = stringOps.def;
 
 // ---------------------------------------------------------------------------------------------
 // RE2 → JS translation. RE2's syntax differs from JS's: inline flags ((?i), (?s:...), (?U)),

@@ -1,13 +1,16 @@
 // Databases, tables, indexes and the reads that use them: get, getAll, between.
 import { randomUUID } from 'node:crypto';
 import { isBound, isObject, MAXVAL, MINVAL, printDatum, typeName, type Datum, type DatumObject, type Key } from '../datum.js';
-import { logicError, opFailed } from '../errors.js';
-import { def, str, toDatum, valTypeName, type Ctx } from '../eval.js';
+import { logicError, opFailed, opIndexMissing } from '../errors.js';
+import { OpFamily, str, toDatum, valTypeName, type Ctx } from '../eval.js';
 import { T } from '../termtypes.js';
 import { DbVal, Func, Single, Stream, type Val } from '../values.js';
 import { Table as TableClass, type Table } from '../../storage/table.js';
-import { opIndexMissing } from './sequence.js';
 import type { Term } from '../term.js';
+
+/** The table terms, joined into the engine's table by registry.ts. */
+export const tableOps = new OpFamily('table');
+const def = tableOps.def;
 
 export const SERVER_NAME = 'embedded';
 export const SERVER_ID = randomUUID();

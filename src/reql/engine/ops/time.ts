@@ -2,9 +2,13 @@
 // Timezones are fixed offsets, so calendar fields are UTC fields of the shifted instant.
 import { isTime, typeName, type Datum, type DatumObject } from '../datum.js';
 import { logicError } from '../errors.js';
-import { def, num, str, type Ctx } from '../eval.js';
+import { OpFamily, num, str, type Ctx } from '../eval.js';
 import type { Term } from '../term.js';
 import { T } from '../termtypes.js';
+
+/** The time terms, joined into the engine's table by registry.ts. */
+export const timeOps = new OpFamily('time');
+const def = timeOps.def;
 
 type Time = { $reql_type$: 'TIME'; epoch_time: number; timezone: string };
 

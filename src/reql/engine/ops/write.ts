@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { equal, isBound, isObject, printDatum, typeName, type Datum, type DatumObject } from '../datum.js';
 import { logicError, opFailed, ReqlError } from '../errors.js';
-import { def, str, toDatum, valTypeName, type Ctx } from '../eval.js';
+import { OpFamily, str, toDatum, valTypeName, type Ctx } from '../eval.js';
 import type { Term } from '../term.js';
 import { T } from '../termtypes.js';
 import { DbVal, Func, Single, Stream, type Val } from '../values.js';
@@ -11,6 +11,10 @@ import type { RowChange, Table } from '../../storage/table.js';
 import { mergeInto, evalLiteralObj } from './object.js';
 import { iterOf } from '../seq.js';
 import { checkName, tableConfig, tableOf } from './table.js';
+
+/** The write terms, joined into the engine's table by registry.ts. */
+export const writeOps = new OpFamily('write');
+const def = writeOps.def;
 
 interface WriteResult {
   deleted: number;
