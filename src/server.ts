@@ -17,6 +17,8 @@ import { createLimits } from './http/limits.js';
 import { roomsApi } from './http/rooms.js';
 import { peopleApi } from './http/people.js';
 import { statusApi } from './http/status.js';
+import { searchApi } from './http/search.js';
+import { createSearch } from './search/service.js';
 import { metricsEndpoint } from './http/metrics.js';
 import { createLogger } from './ops/log.js';
 import { createMetrics } from './ops/metrics.js';
@@ -113,7 +115,8 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, posting, historyLimit: config.historyLimit });
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
       const status = statusApi({ read: () => readStatus(pool, config.dbName) });
-      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, metrics: config.metrics.port === undefined ? scrape : undefined }));
+      const search = searchApi({ search: createSearch({ pool, db: config.dbName, access, users: accountStore }) });
+      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, search, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, metrics: config.metrics.port === undefined ? scrape : undefined }));
       presence = createPresence({ pool, db: config.dbName, log, procId: heartbeat.id });
       const signals = (deliver: Parameters<typeof createSignals>[0]['deliver']) => createSignals({ pool, db: config.dbName, log, deliver });
       const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore, presence, signals });

@@ -166,6 +166,18 @@ export function createAccess(opts: { rooms: RoomStore; rules: AccessRules }) {
       if (!d.ok) return d;
       return room ? { ok: true, room, isMember } : { ok: false, code: 'not_found', reason: 'no such room' };
     },
+    /** Every account room `viewer` may read right now, by the same rule as `check`: the rooms
+     *  they are in, and (but for guests) the public channels. What search ranges over. */
+    async readableRooms(viewer: Viewer): Promise<Array<{ room: Room; isMember: boolean }>> {
+      const user = viewer.user;
+      if (!user || user.disabled) return [];
+      const mine = await rooms.roomsOf(user.id);
+      const memberOf = new Set(mine.map((room) => room.id));
+      const channels = user.role === 'guest' ? [] : (await rooms.byKind('channel')).filter((room) => !memberOf.has(room.id));
+      return [...mine, ...channels]
+        .filter((room) => decide(viewer, room, memberOf.has(room.id), 'read', rules).ok)
+        .map((room) => ({ room, isMember: memberOf.has(room.id) }));
+    },
     /** May this viewer create rooms (guests may not)? */
     mayCreateRooms(viewer: Viewer): boolean {
       return Boolean(viewer.user && !viewer.user.disabled && viewer.user.role !== 'guest');

@@ -9,6 +9,7 @@ import { MAX_REACTION_KINDS, messageRow, type Message, type NewMessage } from '.
 import { DbUnavailableError, type Pool } from './pool.js';
 import { MESSAGES } from './schema.js';
 import type { Metrics } from '../ops/metrics.js';
+import { fieldsOnEdit, fieldsOnInsert, SEARCH_FIELDS } from '../search/stored.js';
 
 /** One event of a room's feed: every change to the room's messages, from when it is ready. */
 export type FeedEvent =
@@ -139,7 +140,7 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
   async function insertOnce(m: NewMessage): Promise<{ message: Message; duplicate: boolean }> {
     const res = insertResult.parse(
       await pool.run(
-        table().insert({ ...m, sent: r.now() }, { conflict: 'error', returnChanges: true }),
+        table().insert({ ...m, ...fieldsOnInsert(m), sent: r.now() }, { conflict: 'error', returnChanges: true }),
       ),
     );
     const stored = res.changes?.[0]?.new_val;
@@ -228,7 +229,7 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
         await pool.run(
           table()
             .get(id)
-            .update((m: RDatum) => r.branch(m('deleted').default(false), {}, { body, edited: r.now(), updated: r.now() }), { returnChanges: 'always' }),
+            .update((m: RDatum) => r.branch(m('deleted').default(false), {}, { body, ...fieldsOnEdit(body, m), edited: r.now(), updated: r.now() }), { returnChanges: 'always' }),
         ),
         (m) => !m.deleted,
       );
@@ -239,7 +240,7 @@ export function createMessageStore(pool: Pool, db: string, opts: MessageStoreOpt
         await pool.run(
           table()
             .get(id)
-            .replace((m: RDatum) => r.branch(m.eq(null), null, m.without('reactions').merge({ body: '', deleted: true, updated: r.now() })), { returnChanges: 'always' }),
+            .replace((m: RDatum) => r.branch(m.eq(null), null, m.without('reactions', ...SEARCH_FIELDS).merge({ body: '', deleted: true, updated: r.now() })), { returnChanges: 'always' }),
         ),
         () => true,
       );

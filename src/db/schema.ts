@@ -60,6 +60,10 @@ const TABLES: Record<string, Record<string, IndexSpec>> = {
     attention: { fn: (m: RDatum) => m('mentions').map((u: RDatum) => [u, m('room'), m('sent'), m('id')]), multi: true },
     // Messages that name the whole room (@room): only those rows have `mentionsRoom`.
     room_all: (m: RDatum) => [m('room'), m('mentionsRoom'), m('sent'), m('id')],
+    // Search (src/search/): one entry per stored term (words, their prefixes, facets), by room
+    // and time, so a word in a room is a range from the newest down. Messages without terms
+    // (deleted, system, stored before search: npm run admin -- reindex-search) are not in it.
+    search: { fn: (m: RDatum) => m('terms').map((t: RDatum) => [m('room'), t, m('sent'), m('id')]), multi: true },
   },
   [USERS]: {},
   [CLAIMS]: {},

@@ -28,6 +28,8 @@ export interface HttpOptions {
   people: express.Router;
   /** the deployment's status for admins (src/http/status.ts) */
   status: express.Router;
+  /** search (src/http/search.ts) */
+  search?: express.Router;
   /** Express's `trust proxy` (TRUST_PROXY) */
   trustProxy: boolean | number | string;
   /** readiness: the database answers and the schema is in place */
@@ -102,6 +104,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
   app.use(opts.rooms);
   app.use(opts.people);
   app.use(opts.status);
+  if (opts.search) app.use(opts.search);
 
   app.get('/', (req: Request, res: Response, next: express.NextFunction) => {
     const viewer = res.locals.viewer;
