@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { r } from 'rethinkdb-ts';
 
-async function serve(dir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/reql/cli.ts', '--port', String(port), '--data', dir], {
+async function serve(dir: string, port: number, extra: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/reql/cli.ts', '--port', String(port), '--data', dir, ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -89,4 +89,53 @@ t.test('soft writes become durable after sync(); a clean restart keeps everythin
   t.equal(await r.table('s').count().run(conn), 500);
   await conn.close();
   await t.rejects(serve(dir, freePort()), /exited early/, 'a second server on the same data directory is refused');
+});
+
+t.test('a feed shows a hard write only once it is durable: killed right after, the row is there', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'reql-durable-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const port = freePort();
+  // Each log write reaches the file 300 ms late: a feed that fired at the write (not after its
+  // fsync) would show rows that the kill below takes away.
+  let server = await serve(dir, port, ['--slow-disk', '300']);
+  t.teardown(() => {
+    server.kill('SIGKILL');
+  });
+  let conn = await r.connect({ host: '127.0.0.1', port });
+  await r.tableCreate('f').run(conn);
+  const feedConn = await r.connect({ host: '127.0.0.1', port });
+  const cursor = await r.table('f').changes().run(feedConn);
+  const seen: number[] = [];
+  const exited = new Promise((res) => server.once('exit', res));
+  const firstEvent = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no feed event within 20 s')), 20_000);
+    cursor.each((err: Error | null, ch: { new_val: { id: number } | null }) => {
+      if (err) return;
+      if (ch.new_val) seen.push(ch.new_val.id);
+      if (seen.length === 1) {
+        server.kill('SIGKILL'); // as soon as the first change is shown
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  // Several groups of writes, one after another, so some are still on their way to the disk
+  // when the first one is shown.
+  const writes = (async () => {
+    for (let i = 0; i < 20; i++) {
+      await Promise.all(Array.from({ length: 5 }, (_, j) => r.table('f').insert({ id: i * 5 + j }).run(conn).catch(() => undefined)));
+    }
+  })().catch(() => undefined);
+  await firstEvent;
+  await exited;
+  await writes;
+  await conn.close().catch(() => undefined);
+  await feedConn.close().catch(() => undefined);
+  t.ok(seen.length >= 1, `the feed showed ${seen.length} change(s) before the kill`);
+
+  server = await serve(dir, port);
+  conn = await r.connect({ host: '127.0.0.1', port });
+  const ids = new Set(await r.table('f')('id').run(conn));
+  t.same(seen.filter((id) => !ids.has(id)), [], 'every change a feed showed survived the kill');
+  await conn.close();
 });

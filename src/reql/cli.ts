@@ -2,11 +2,12 @@
 // can share it the way dynos share a cluster.
 //   npm run db -- [--port 28015] [--host 127.0.0.1] [--data ./data/reql] [--password PW] [--in-memory]
 //                 [--unkind-commit-delay MS] [--unkind-clock-skew MS]   (tests: behave like a cluster)
+//                 [--slow-disk MS]   (tests: each log write reaches the disk MS late)
 import { parseArgs } from 'node:util';
 import { startReqlServer } from './index.js';
 
 function usage(msg: string): never {
-  process.stderr.write(`${msg}\nusage: npm run db -- [--port N] [--host ADDR] [--data DIR] [--password PW] [--in-memory] [--unkind-commit-delay MS] [--unkind-clock-skew MS]\n`);
+  process.stderr.write(`${msg}\nusage: npm run db -- [--port N] [--host ADDR] [--data DIR] [--password PW] [--in-memory] [--unkind-commit-delay MS] [--unkind-clock-skew MS] [--slow-disk MS]\n`);
   process.exit(2);
 }
 
@@ -21,6 +22,7 @@ try {
       'in-memory': { type: 'boolean', default: false },
       'unkind-commit-delay': { type: 'string', default: '0' },
       'unkind-clock-skew': { type: 'string', default: '0' },
+      'slow-disk': { type: 'string', default: '0' },
     },
   }));
 } catch (e) {
@@ -45,6 +47,7 @@ const server = await startReqlServer({
   password: values.password,
   onWarn: (m) => process.stderr.write(`reql: ${m}\n`),
   unkind,
+  slowDiskMs: ms('slow-disk', values['slow-disk']),
 });
 if (unkind.commitDelayMs > 0 || unkind.clockSkewMs > 0) {
   process.stderr.write(`reql: unkind mode: writes commit up to ${unkind.commitDelayMs} ms after r.now(), clocks skewed up to ±${unkind.clockSkewMs} ms per connection\n`);

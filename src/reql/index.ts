@@ -18,6 +18,8 @@ export interface ReqlServerOptions {
   onWarn?: (msg: string) => void;
   /** tests only: clock skew and late commits, as on a real cluster (see UnkindOptions) */
   unkind?: UnkindOptions;
+  /** tests only: every log write reaches the disk this many ms late */
+  slowDiskMs?: number;
 }
 
 export interface ReqlServer {
@@ -30,7 +32,7 @@ export interface ReqlServer {
 }
 
 export async function startReqlServer(opts: ReqlServerOptions = {}): Promise<ReqlServer> {
-  const engine = await createEngine({ dataDir: opts.inMemory ? undefined : opts.dataDir, onWarn: opts.onWarn });
+  const engine = await createEngine({ dataDir: opts.inMemory ? undefined : opts.dataDir, onWarn: opts.onWarn, slowDiskMs: opts.slowDiskMs });
   const wire = await startWireServer({ engine, host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, password: opts.password ?? '', unkind: opts.unkind });
   return {
     host: wire.host,

@@ -92,7 +92,7 @@ export class FeedCursor implements Cursor {
   private error?: Error;
   private skipped = 0;
   private window: DatumObject[] = [];
-  private readonly listener: (changes: RowChange[]) => void;
+  private readonly listener: (changes: RowChange[], version: number) => void;
   private squashTimer?: NodeJS.Timeout;
   private started = false;
   /** how many more changes feed.limit(n) lets through */
@@ -111,7 +111,12 @@ export class FeedCursor implements Cursor {
     if (src.kind === 'limit') this.window = this.computeWindow();
     if (options.includeInitial) for (const v of this.initialValues()) this.push(this.typed({ new_val: v }, 'initial'), true);
     if (options.includeStates) this.push(this.typed({ state: 'ready' }, 'state'), true);
-    this.listener = (changes) => this.onChanges(changes);
+    // Batches applied before the feed opened are in what it just read (or before its start),
+    // even if they are announced only now, after their fsync.
+    const openedAt = spec.table.version;
+    this.listener = (changes, version) => {
+      if (version > openedAt) this.onChanges(changes);
+    };
     spec.table.listeners.add(this.listener);
     c.state.feeds.open.add(this);
   }

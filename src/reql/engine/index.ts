@@ -20,6 +20,8 @@ export interface EngineOptions {
   onWarn?: (msg: string) => void;
   /** see CatalogOptions.compactMinRows */
   compactMinRows?: number;
+  /** tests only: see LogOptions.slowDiskMs */
+  slowDiskMs?: number;
 }
 
 export interface EmbeddedEngine extends Engine {
@@ -69,7 +71,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
       return [v];
     };
   };
-  const catalog = await Catalog.open({ dataDir: opts.dataDir, compileIndex, onWarn: opts.onWarn, compactMinRows: opts.compactMinRows });
+  const catalog = await Catalog.open({ dataDir: opts.dataDir, compileIndex, onWarn: opts.onWarn, compactMinRows: opts.compactMinRows, slowDiskMs: opts.slowDiskMs });
   const live: EngineState = { catalog, feeds, table };
   state = live;
 

@@ -27,6 +27,8 @@ export interface CatalogOptions {
   onWarn?: (msg: string) => void;
   /** row records the log may hold before compaction is considered (default 100,000) */
   compactMinRows?: number;
+  /** tests only: see LogOptions.slowDiskMs */
+  slowDiskMs?: number;
 }
 
 export class Catalog {
@@ -48,7 +50,7 @@ export class Catalog {
       const pendingIndexes: Array<[Table, IndexDef]> = [];
       // Loaded only when there is something to persist.
       const { openLog } = await import('./log.js');
-      cat.log = await openLog({ dir: opts.dataDir }, (rec) => cat.replay(rec as LogRecord, pendingIndexes), opts.onWarn);
+      cat.log = await openLog({ dir: opts.dataDir, slowDiskMs: opts.slowDiskMs }, (rec) => cat.replay(rec as LogRecord, pendingIndexes), opts.onWarn);
       // Indexes are built once after replay rather than maintained through every replayed write.
       for (const [table, def] of pendingIndexes) {
         if (cat.tables.get(table.id) === table && table.indexes.has(def.name) === false) {
@@ -213,14 +215,23 @@ export class Catalog {
   }
 
   // --- rows ---
-  /** Applies row changes in memory at once (feeds see them now) and resolves when durable. */
+  /**
+   * Applies row changes in memory at once (reads and writes see them now) and resolves when
+   * they are as durable as asked. Feeds are shown them only then: a hard write after its
+   * fsync, so no feed ever shows a change a crash could still take back.
+   */
   commit(t: Table, changes: RowChange[], durability: Durability): Promise<void> {
     if (changes.length === 0) return Promise.resolve();
-    t.apply(changes);
-    if (this.tables.get(t.id) !== t) return Promise.resolve(); // scratch tables are not persisted
+    const version = t.apply(changes);
+    if (this.tables.get(t.id) !== t || !this.log) {
+      t.announce(changes, version); // scratch tables and in-memory engines persist nothing
+      return Promise.resolve();
+    }
     const pk = t.primaryKey;
     const records: LogRecord[] = changes.map((c) => ({ k: 'put', t: t.id, key: (c.new ?? c.old)![pk], row: c.new }));
-    return this.write(records, durability);
+    const written = this.write(records, durability);
+    t.announce(changes, version, written);
+    return written;
   }
 
   sync(): Promise<void> {

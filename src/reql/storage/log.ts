@@ -19,6 +19,8 @@ export interface LogOptions {
   compactMinBytes?: number;
   /** shouldCompact() is true when the file is larger than ratio * live bytes; default 2 */
   compactRatio?: number;
+  /** tests only: each write reaches the file this many ms late, as on a slow disk */
+  slowDiskMs?: number;
 }
 
 export interface DurableLog {
@@ -240,6 +242,7 @@ class Log implements DurableLog {
   private readonly dir: string;
   private readonly minBytes: number;
   private readonly ratio: number;
+  private readonly slowDiskMs: number;
   /** frames appended but not yet handed to write() */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -266,6 +269,7 @@ class Log implements DurableLog {
     this.dir = opts.dir;
     this.minBytes = opts.compactMinBytes ?? 64 * 1024 * 1024;
     this.ratio = opts.compactRatio ?? 2;
+    this.slowDiskMs = opts.slowDiskMs ?? 0;
     this.end = written;
   }
 
@@ -334,6 +338,7 @@ class Log implements DurableLog {
     try {
       if (this.failure) throw this.failure;
       if (frames.length > 0) {
+        if (this.slowDiskMs > 0) await new Promise((res) => setTimeout(res, this.slowDiskMs));
         await writeAll(this.fh, frames.length === 1 ? frames[0] : Buffer.concat(frames, bytes), this.written);
         this.written += bytes;
         this.unsynced = true;

@@ -34,7 +34,12 @@ const pairCompare = (a: [Key, Key], b: [Key, Key]) => compare(a[0], b[0]) || com
 export class Table {
   readonly rows: Tree<Key, DatumObject> = new BTree<Key, DatumObject>(undefined, compare);
   readonly indexes = new Map<string, Index>();
-  readonly listeners = new Set<(changes: RowChange[]) => void>();
+  /** Told of each batch of changes once it may be shown (see Catalog.commit), with its version. */
+  readonly listeners = new Set<(changes: RowChange[], version: number) => void>();
+  /** How many batches of changes have been applied to the rows in memory. */
+  version = 0;
+  /** Batches are announced in the order they were applied: each waits for the one before. */
+  private announced: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -109,8 +114,11 @@ export class Table {
     this.indexes.set(def.name, { def, keys, tree });
   }
 
-  /** Applies already-validated changes and tells the feeds. */
-  apply(changes: RowChange[]): void {
+  /**
+   * Applies already-validated changes to the rows and indexes (reads and later writes see them
+   * at once) and returns their version; the feeds are told by announce().
+   */
+  apply(changes: RowChange[]): number {
     const pk = this.primaryKey;
     for (const ch of changes) {
       const key = (ch.new ?? ch.old)![pk];
@@ -124,7 +132,24 @@ export class Table {
         this.rows.delete(key);
       }
     }
-    if (changes.length > 0) for (const l of this.listeners) l(changes);
+    return ++this.version;
+  }
+
+  /**
+   * Tells the feeds of a batch once `shown` resolves (for a hard write: once it is durable), and
+   * never if it rejects (a write the log could not keep). Batches are told in version order,
+   * so a later soft write is not shown ahead of an earlier hard one still waiting for its fsync.
+   */
+  announce(changes: RowChange[], version: number, shown?: Promise<void>): void {
+    if (changes.length === 0) return;
+    const tell = () => {
+      for (const l of this.listeners) l(changes, version);
+    };
+    if (!shown) {
+      tell(); // nothing to wait for (a table in memory only)
+      return;
+    }
+    this.announced = this.announced.then(() => shown).then(tell, () => undefined);
   }
 
   /** Loads a row during replay: no feeds exist yet. */
