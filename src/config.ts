@@ -106,6 +106,17 @@ const envSchema = z.object({
   /** serve GET /metrics on this port (on HOST) instead of the app's */
   METRICS_PORT: int(0, 65535).optional(),
   /** then /metrics wants `Authorization: Bearer <it>` from everyone (else: this machine only) */
+  /** the address people reach the app at, for the webhook URLs the admin tools print */
+  PUBLIC_URL: z.url('must be a URL').regex(/^https?:\/\//, 'must be http(s)').optional(),
+  /** incoming webhooks: posts per minute one hook takes before 429 (each hook may set its own) */
+  INCOMING_HOOK_PER_MINUTE: int(1, 1_000_000).default(60),
+  /** outgoing webhooks: how long a target has to answer, the first retry's wait (doubled
+   *  each try), and the tries before a delivery is given up as failed */
+  OUTGOING_HOOK_TIMEOUT_SECONDS: z.coerce.number().min(0.1, 'must be at least 0.1').max(300, 'must be at most 300').default(10),
+  OUTGOING_HOOK_BACKOFF_SECONDS: z.coerce.number().min(0.01, 'must be at least 0.01').max(3600, 'must be at most 3600').default(5),
+  OUTGOING_HOOK_MAX_ATTEMPTS: int(1, 100).default(5),
+  /** how often each process looks for deliveries due (retries, and claims left by a dead process) */
+  OUTGOING_HOOK_POLL_SECONDS: z.coerce.number().min(0.05, 'must be at least 0.05').max(600, 'must be at most 600').default(2),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(1000, 'must be at most 1000 characters').regex(/^\S+$/, 'must have no spaces').optional(),
 });
 
@@ -133,6 +144,14 @@ const configSchema = envSchema.transform((e) => ({
   },
   heartbeatMs: e.HEARTBEAT_SECONDS * 1000,
   dyno: e.DYNO,
+  hooks: {
+    publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    incomingPerMinute: e.INCOMING_HOOK_PER_MINUTE,
+    timeoutMs: e.OUTGOING_HOOK_TIMEOUT_SECONDS * 1000,
+    backoffMs: e.OUTGOING_HOOK_BACKOFF_SECONDS * 1000,
+    maxAttempts: e.OUTGOING_HOOK_MAX_ATTEMPTS,
+    pollMs: e.OUTGOING_HOOK_POLL_SECONDS * 1000,
+  },
   /** the token itself is not kept: its SHA-256, to compare with */
   metrics: { port: e.METRICS_PORT, tokenHash: e.METRICS_TOKEN === undefined ? undefined : hashMetricsToken(e.METRICS_TOKEN) },
 }));

@@ -26,6 +26,12 @@ import { createHeartbeat } from './ops/heartbeat.js';
 import { readStatus } from './ops/status.js';
 import { createAccess } from './chat/access.js';
 import { createPosting } from './chat/posting.js';
+import { createHooks } from './integrations/hooks.js';
+import { createOutbox } from './integrations/outbox.js';
+import { createTokens } from './integrations/tokens.js';
+import { hooksApi, incomingHooks } from './http/hooks.js';
+import { tokensApi } from './http/tokens.js';
+import { createApiDoc } from './http/endpoints.js';
 import { migrateLegacyRooms } from './rooms/legacy.js';
 import { createRoomStore } from './rooms/store.js';
 import { createRoomFeeds, type RoomFeeds } from './realtime/room-feeds.js';
@@ -63,12 +69,16 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
     if (user.role === 'guest') return;
     for (const room of await roomStore.byKind('channel')) if (room.isDefault && !room.archived) await roomStore.addMember(room.id, user.id);
   };
-  const posting = createPosting({ messages: store, rooms: roomStore, users: accountStore, log });
+  // A person's message may start outgoing webhooks: the outbox (below) queues them.
+  const posting = createPosting({ messages: store, rooms: roomStore, users: accountStore, log, afterPost: (m, room, user) => outbox.enqueue(m, room, user) });
+  const tokens = createTokens({ pool, db: config.dbName, users: accountStore });
+  const hooks = createHooks({ pool, db: config.dbName, users: accountStore, rooms: roomStore });
   const accounts = createAccounts({ store: accountStore, log, sessionDays: config.sessionDays, afterSignup: joinDefaults });
   const limits = createLimits({ pool, db: config.dbName, log });
   let stopWatching: (() => Promise<void>) | undefined;
   const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs, metrics });
   const heartbeat = createHeartbeat({ pool, db: config.dbName, log, everyMs: config.heartbeatMs, dyno: config.dyno, stats: () => ({ sockets: realtime?.connections() ?? 0, ...feeds.stats() }), embeddedDataDir: deps.embeddedDataDir });
+  const outbox = createOutbox({ pool, db: config.dbName, hooks, users: accountStore, access, posting, log, procId: `${heartbeat.id}/${process.pid}`, ...config.hooks, allowPrivate: async () => (await accountStore.settings()).allowPrivateHookTargets });
   let server: Server | undefined;
   let metricsServer: Server | undefined;
   let realtime: Realtime | undefined;
@@ -109,14 +119,18 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       schemaReady = true;
 
       const csrfSecret = await accountStore.secret('csrf');
-      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter, metrics });
+      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter, metrics, bearer: (token) => tokens.resolve(token) });
       // Primus puts itself ahead of the app's handler, so the server is made with it first.
       let library = '';
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, posting, historyLimit: config.historyLimit });
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
+      // The API's document is served once its wiring lands; the routes declare themselves in it.
+      const apiDoc = createApiDoc();
+      const hooksHttp = { hooks, outbox, access, rooms: roomStore, users: accountStore, posting, limiter: limits.limiter, perMinute: config.hooks.incomingPerMinute, publicUrl: config.hooks.publicUrl, log, doc: apiDoc };
+      const integrations = [hooksApi(hooksHttp), tokensApi({ tokens, hooks, users: accountStore, doc: apiDoc })];
       const status = statusApi({ read: () => readStatus(pool, config.dbName) });
       const search = searchApi({ search: createSearch({ pool, db: config.dbName, access, users: accountStore }) });
-      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, search, access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, metrics: config.metrics.port === undefined ? scrape : undefined }));
+      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, search, integrations, incomingHooks: incomingHooks(hooksHttp), access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, metrics: config.metrics.port === undefined ? scrape : undefined }));
       presence = createPresence({ pool, db: config.dbName, log, procId: heartbeat.id });
       const signals = (deliver: Parameters<typeof createSignals>[0]['deliver']) => createSignals({ pool, db: config.dbName, log, deliver });
       const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore, presence, signals });
@@ -140,6 +154,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
         metricsPort = await listen(metricsServer, config.metrics.port, config.host);
       }
       await heartbeat.start();
+      await outbox.start();
       log.info({ port, metricsPort, host: config.host, db: config.dbName }, 'listening');
       return { port, metricsPort };
     },
@@ -148,6 +163,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       if (stopping) return;
       stopping = true;
       await heartbeat.stop();
+      await outbox.stop();
       if (realtime && server) {
         const s = server;
         // Sockets and in-flight requests get a moment to finish; then they are cut.

@@ -22,6 +22,8 @@ export const userRow = z.object({
   passwordHash: z.string(),
   disabled: z.boolean(),
   createdAt: z.date(),
+  /** a bot account (made by an admin): no password, acts through API tokens and webhooks */
+  bot: z.boolean().optional(),
 });
 export type User = z.output<typeof userRow>;
 
@@ -48,6 +50,10 @@ export const settingsRow = z.object({
   /** a channel of more members is big: its members are told only of mentions unless they
    *  choose more, and only admins and its owner may name @room in it */
   bigRoomMembers: z.number().int().min(1).max(100_000).default(50),
+  /** outgoing webhooks may call private and loopback addresses (off: refused) */
+  allowPrivateHookTargets: z.boolean().default(false),
+  /** a room's owner may make webhooks for the room (otherwise only admins) */
+  ownersMayCreateHooks: z.boolean().default(false),
 });
 export type Settings = z.output<typeof settingsRow>;
 

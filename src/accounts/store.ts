@@ -17,7 +17,7 @@ export class TakenError extends Error {
 
 const writeResult = z.object({ inserted: z.number().optional(), replaced: z.number().optional(), unchanged: z.number().optional(), errors: z.number(), first_error: z.string().optional() });
 
-const DEFAULT_SETTINGS: Settings = { id: 'settings', name: 'Chatroom of Requirement', registration: 'invite', editWindowMinutes: 0, deletedMessages: 'tombstone', bigRoomMembers: 50 };
+const DEFAULT_SETTINGS: Settings = { id: 'settings', name: 'Chatroom of Requirement', registration: 'invite', editWindowMinutes: 0, deletedMessages: 'tombstone', bigRoomMembers: 50, allowPrivateHookTargets: false, ownersMayCreateHooks: false };
 
 export interface NewUser {
   username: string;
@@ -25,6 +25,7 @@ export interface NewUser {
   email: string;
   passwordHash: string;
   role: Role;
+  bot?: boolean;
 }
 
 export interface AccountStore {

@@ -11,6 +11,11 @@
 //   create-invite [--uses N] [--days D] [--role member|guest]
 //   list-users
 //   create-rooms FILE [--owner USERNAME]   one room a line: NAME[, private][, default]
+//   create-bot USERNAME [--display-name NAME]
+//   create-token USERNAME --scopes read,post[,manage] [--name NAME]   prints the token, once
+//   create-webhook ROOM [--bot NAME] [--rate N] [--url URL [--trigger W1,W2]]   prints its URL (or
+//                                    an outgoing hook's signing secret and token)
+//   allow-private-hook-targets on|off
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -25,6 +30,8 @@ import { ensureSchema } from '../db/schema.js';
 import { roomName as roomNameSchema } from '../rooms/schema.js';
 import { createRoomStore, type RoomStore } from '../rooms/store.js';
 import { appDatabase } from './database.js';
+import { createHooks, HookInputError, hookUrl, newHook } from '../integrations/hooks.js';
+import { createTokens, newToken, scopesArg } from '../integrations/tokens.js';
 
 class UsageError extends Error {}
 
@@ -37,7 +44,12 @@ const USAGE = `usage: npm run admin -- COMMAND
   set-registration open|invite|closed
   create-invite [--uses N] [--days D] [--role member|guest]
   list-users
-  create-rooms FILE [--owner USERNAME]       one room a line: NAME[, private][, default]; run twice, same result`;
+  create-rooms FILE [--owner USERNAME]       one room a line: NAME[, private][, default]; run twice, same result
+  create-bot USERNAME [--display-name NAME]
+  create-token USERNAME --scopes read,post[,manage] [--name NAME]     prints the token (shown only now)
+  create-webhook ROOM [--bot NAME] [--rate PER_MINUTE]                 an incoming hook: prints its URL
+  create-webhook ROOM --url URL [--trigger W1,W2] [--bot NAME]         an outgoing hook: prints its secrets
+  allow-private-hook-targets on|off          may outgoing hooks call private and loopback addresses`;
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('password (then Enter, then Ctrl-D): ');
@@ -63,6 +75,12 @@ async function main(argv: string[]): Promise<string> {
       uses: { type: 'string' },
       days: { type: 'string' },
       owner: { type: 'string' },
+      scopes: { type: 'string' },
+      name: { type: 'string' },
+      bot: { type: 'string' },
+      rate: { type: 'string' },
+      url: { type: 'string' },
+      trigger: { type: 'string' },
     },
   });
   const [command, ...args] = positionals;
@@ -151,6 +169,45 @@ async function main(argv: string[]): Promise<string> {
         const lines: string[] = [];
         for (const spec of specs) lines.push(await ensureRoom(rooms, spec, owner.id));
         return lines.join('\n') || '(no rooms in the file)';
+      }
+      case 'create-bot': {
+        const name = check(usernameSchema, args[0], 'USERNAME');
+        if (await store.userByLogin(name)) throw new UsageError(`the username ${name} is taken`);
+        const bot = await createHooks({ pool, db: target.db, users: store, rooms: createRoomStore(pool, target.db) }).bot(name, values['display-name'] ? check(displayNameSchema, values['display-name'], '--display-name') : undefined);
+        return `created bot ${bot.username} (id ${bot.id})`;
+      }
+      case 'create-token': {
+        const user = await userNamed(args[0]);
+        const scopes = check(scopesArg, values.scopes ?? '', '--scopes (read, post, manage, comma-separated)');
+        const input = check(newToken, { name: values.name ?? 'admin-cli', scopes }, '--name');
+        const { token } = await createTokens({ pool, db: target.db, users: store }).create(user, input);
+        return token;
+      }
+      case 'create-webhook': {
+        if (!args[0]) throw new UsageError('create-webhook needs a ROOM (its id, or a channel\'s name)');
+        const rooms = createRoomStore(pool, target.db);
+        const want = args[0].replace(/^#/, '');
+        const room = (await rooms.room(want)) ?? (await rooms.byKind('channel')).find((x) => x.name.toLowerCase() === want.toLowerCase());
+        if (!room) throw new UsageError(`there is no room ${args[0]}`);
+        const hooks = createHooks({ pool, db: target.db, users: store, rooms });
+        const input = values.url
+          ? check(newHook, { kind: 'outgoing', roomId: room.id, url: values.url, triggerWords: values.trigger ? values.trigger.split(',').map((w) => w.trim()).filter(Boolean) : [], ...(values.bot ? { bot: values.bot } : {}), ...(values.name ? { name: values.name } : {}) }, 'the webhook')
+          : check(newHook, { kind: 'incoming', roomId: room.id, ...(values.rate ? { perMinute: Number(values.rate) } : {}), ...(values.bot ? { bot: values.bot } : {}), ...(values.name ? { name: values.name } : {}) }, 'the webhook');
+        let made;
+        try {
+          made = await hooks.create(input, 'admin-cli');
+        } catch (e) {
+          if (e instanceof HookInputError) throw new UsageError(e.message);
+          throw e;
+        }
+        const config = loadConfig(process.env);
+        if (made.secret) return hookUrl(config.hooks.publicUrl ?? `http://localhost:${config.port}`, made.secret);
+        return `outgoing webhook ${made.hook.id} on ${room.name}\nsigning secret: ${made.signingSecret}\ntoken: ${made.token}`;
+      }
+      case 'allow-private-hook-targets': {
+        const on = check(z.enum(['on', 'off']), args[0], 'on or off');
+        await store.updateSettings({ allowPrivateHookTargets: on === 'on' });
+        return `outgoing webhooks ${on === 'on' ? 'may' : 'may not'} call private and loopback addresses`;
       }
       case 'list-users': {
         const users = await store.listUsers();

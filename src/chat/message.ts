@@ -12,6 +12,23 @@ export type Author = z.output<typeof authorSchema>;
 export const messageEvent = z.object({ type: z.enum(['member_added', 'member_removed']), userId: z.string() });
 export type MessageEvent = z.output<typeof messageEvent>;
 
+/** A Slack-style attachment as stored: already made safe at the boundary (plain text, a
+ *  colour of #rrggbb, links http(s) only); clients still show the text as text. */
+export const attachmentRow = z.object({
+  fallback: z.string().optional(),
+  pretext: z.string().optional(),
+  title: z.string().optional(),
+  title_link: z.string().optional(),
+  text: z.string().optional(),
+  color: z.string().optional(),
+  fields: z.array(z.object({ title: z.string(), value: z.string(), short: z.boolean() })).optional(),
+});
+export type Attachment = z.output<typeof attachmentRow>;
+
+/** Who shows as the author of a webhook's message (Slack's username / icon overrides). */
+export const displayRow = z.object({ username: z.string().optional(), iconUrl: z.string().optional(), iconEmoji: z.string().optional() });
+export type Display = z.output<typeof displayRow>;
+
 /** A row of the messages table, checked as it comes out of the database. */
 export const messageRow = z.object({
   id: z.string(),
@@ -44,6 +61,11 @@ export const messageRow = z.object({
   mentions: z.array(z.string()).optional(),
   /** @room: everyone in the room is asked to look */
   mentionsRoom: z.literal(true).optional(),
+  /** written by a bot account or a webhook: never starts an outgoing webhook */
+  bot: z.literal(true).optional(),
+  /** a webhook's username and icon, shown instead of its bot's */
+  display: displayRow.optional(),
+  attachments: z.array(attachmentRow).optional(),
 });
 export type Message = z.output<typeof messageRow>;
 
@@ -61,6 +83,9 @@ export interface NewMessage {
   alsoRoom?: boolean;
   mentions?: string[];
   mentionsRoom?: true;
+  bot?: true;
+  display?: Display;
+  attachments?: Attachment[];
 }
 
 /**

@@ -10,7 +10,7 @@ import type { User } from '../accounts/schema.js';
 import type { MessageStore } from '../db/messages.js';
 import type { Room } from '../rooms/schema.js';
 import type { RoomStore } from '../rooms/store.js';
-import type { Message } from './message.js';
+import type { Attachment, Display, Message } from './message.js';
 
 export interface PostInput {
   id: string;
@@ -19,6 +19,10 @@ export interface PostInput {
   thread?: string;
   /** a reply also shown in the room */
   alsoRoom?: boolean;
+  /** a webhook's username and icon (only for a bot's post) */
+  display?: Display;
+  /** Slack-style attachments, made safe already (src/integrations/slack.ts) */
+  attachments?: Attachment[];
 }
 
 /** A post refused for what it asks (not for the database): not_found or forbidden. */
@@ -65,6 +69,9 @@ export interface PostingOptions {
   rooms: RoomStore;
   users: AccountStore;
   log: Logger;
+  /** after a person's message is stored (again on a resend, so it must be idempotent): the
+   *  outgoing webhooks. Never called for a bot's or a webhook's message, so bots cannot loop. */
+  afterPost?: (message: Message, room: Room, user: User) => Promise<void>;
 }
 
 export function createPosting(opts: PostingOptions): Posting {
@@ -112,7 +119,12 @@ export function createPosting(opts: PostingOptions): Posting {
         ...(thread ? { thread: thread.id, alsoRoom: input.alsoRoom === true } : {}),
         ...(mentions.size > 0 ? { mentions: [...mentions] } : {}),
         ...(said.room ? { mentionsRoom: true as const } : {}),
+        ...(user.bot ? { bot: true as const, ...(input.display ? { display: input.display } : {}) } : {}),
+        ...(input.attachments && input.attachments.length > 0 ? { attachments: input.attachments } : {}),
       });
+      if (!user.bot && !result.message.bot && opts.afterPost) {
+        await opts.afterPost(result.message, room, user).catch((e: unknown) => log.warn({ err: String(e) }, 'could not queue the outgoing webhooks of a message'));
+      }
       if (thread) {
         // Stored already: should this fail, the thread's next reply (or a resend) puts it right.
         await messages.touchThread(thread.id, user.id).catch((e: unknown) => log.warn({ err: String(e) }, 'could not count a reply on its thread'));

@@ -31,6 +31,12 @@ export const PROCESSES = 'processes';
 export const PRESENCE = 'presence';
 /** short-lived signals to a room's sockets on every process: who is typing (`<room>/<user>`) */
 export const SIGNALS = 'signals';
+/** personal API tokens: id is the sha256 of the token (src/integrations/tokens.ts) */
+export const TOKENS = 'tokens';
+/** incoming and outgoing webhooks (src/integrations/hooks.ts) */
+export const HOOKS = 'hooks';
+/** outgoing-webhook deliveries, claimed by one process at a time (src/integrations/outbox.ts) */
+export const OUTBOX = 'outbox';
 
 /** A secondary index: its function, and whether each element of the array it returns is a key. */
 type IndexSpec = ((row: RDatum) => unknown) | { fn: (row: RDatum) => unknown; multi: true };
@@ -78,6 +84,11 @@ const TABLES: Record<string, Record<string, IndexSpec>> = {
   [PRESENCE]: { proc: (p: RDatum) => p('proc') },
   // Old signals are swept by time.
   [SIGNALS]: { at: (s: RDatum) => s('at') },
+  [TOKENS]: { userId: (t: RDatum) => t('userId') },
+  // An incoming hook is found by the sha256 of its URL's secret; outgoing ones by room.
+  [HOOKS]: { secretHash: (h: RDatum) => h('secretHash'), roomId: (h: RDatum) => h('roomId') },
+  // Deliveries due: pending ones by when they may next be tried; failed ones for the admin page.
+  [OUTBOX]: { state_next: (o: RDatum) => [o('state'), o('nextAt')], hookId: (o: RDatum) => o('hookId') },
 };
 
 function declaration(db: string) {

@@ -30,6 +30,10 @@ export interface HttpOptions {
   status: express.Router;
   /** search (src/http/search.ts) */
   search?: express.Router;
+  /** webhooks, API tokens and bots under /api (src/http/hooks.ts, src/http/tokens.ts) */
+  integrations?: express.Router[];
+  /** POST /hooks/:secret, ahead of sessions and CSRF: the secret is the credential */
+  incomingHooks?: express.Router;
   /** Express's `trust proxy` (TRUST_PROXY) */
   trustProxy: boolean | number | string;
   /** readiness: the database answers and the schema is in place */
@@ -99,11 +103,13 @@ export function createHttpApp(opts: HttpOptions): express.Express {
     res.type('application/javascript').set('Cache-Control', 'public, max-age=3600').send(opts.primusLibrary());
   });
 
+  if (opts.incomingHooks) app.use(opts.incomingHooks);
   app.use(opts.auth.before);
   app.use(opts.auth.routes);
   app.use(opts.rooms);
   app.use(opts.people);
   app.use(opts.status);
+  for (const r of opts.integrations ?? []) app.use(r);
   if (opts.search) app.use(opts.search);
 
   app.get('/', (req: Request, res: Response, next: express.NextFunction) => {

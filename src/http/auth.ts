@@ -36,10 +36,13 @@ export interface AuthOptions {
   limiter: (rule: Rule) => Limiter;
   /** counts log-ins: ok, failed, rate_limited */
   metrics?: Pick<Metrics, 'login'>;
+  /** an API token's user and scopes (src/integrations/tokens.ts) */
+  bearer?: (token: string) => Promise<{ user: User; scopes: readonly string[] } | undefined>;
 }
 
-/** Who is asking, from the session cookie. */
-export type RequestViewer = { user: User; sessionId: string } | undefined;
+/** Who is asking, from the session cookie, or from an API token (then `scopes` says what it
+ *  may do, and there is no session). */
+export type RequestViewer = { user: User; sessionId: string; scopes?: readonly string[] } | undefined;
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -80,8 +83,26 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
   before.use(cookieParser());
   before.use(express.urlencoded({ extended: false, limit: '16kb' }));
   before.use(express.json({ limit: '64kb' }));
+  // `Authorization: Bearer <API token>`: the token's user, no cookie, no CSRF (a page on
+  // another site cannot set the header). A token that is not valid is a 401, not a visitor.
+  before.use((req: Request, res: Response, next: NextFunction) => {
+    const header = req.headers.authorization;
+    if (header === undefined || !opts.bearer) return next();
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const fail = () => void res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: { code: 'unauthenticated', message: 'that API token is not valid (revoked, or its user disabled)' } });
+    if (!m) return fail();
+    opts.bearer(m[1]).then(
+      (found) => {
+        if (!found) return fail();
+        res.locals.viewer = { user: found.user, sessionId: '', scopes: found.scopes };
+        next();
+      },
+      (e: unknown) => next(e),
+    );
+  });
   // The session, if any, for every request.
   before.use((req: Request, res: Response, next: NextFunction) => {
+    if (res.locals.viewer?.scopes) return next();
     const token: unknown = req.cookies?.[SESSION_COOKIE];
     if (typeof token !== 'string') return next();
     accounts.resolve(token).then(
@@ -92,7 +113,7 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
       (e: unknown) => next(e),
     );
   });
-  before.use(doubleCsrfProtection);
+  before.use((req: Request, res: Response, next: NextFunction) => (res.locals.viewer?.scopes ? next() : doubleCsrfProtection(req, res, next)));
 
   const routes = express.Router();
   const isApi = (req: Request) => req.path.startsWith('/api/');

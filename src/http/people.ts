@@ -17,9 +17,9 @@ const userPatch = z
   .partial()
   .refine((p) => Object.keys(p).length > 0, 'name at least one of role, disabled, displayName');
 const settingsPatch = z
-  .object({ name: displayName, registration: z.enum(REGISTRATION_MODES), editWindowMinutes: z.number().int().min(0).max(525_600), deletedMessages: z.enum(DELETED_MESSAGES), bigRoomMembers: z.number().int().min(1).max(100_000) })
+  .object({ name: displayName, registration: z.enum(REGISTRATION_MODES), editWindowMinutes: z.number().int().min(0).max(525_600), deletedMessages: z.enum(DELETED_MESSAGES), bigRoomMembers: z.number().int().min(1).max(100_000), allowPrivateHookTargets: z.boolean(), ownersMayCreateHooks: z.boolean() })
   .partial();
-const viewSettings = (s: Settings) => ({ name: s.name, registration: s.registration, editWindowMinutes: s.editWindowMinutes, deletedMessages: s.deletedMessages, bigRoomMembers: s.bigRoomMembers });
+const viewSettings = (s: Settings) => ({ name: s.name, registration: s.registration, editWindowMinutes: s.editWindowMinutes, deletedMessages: s.deletedMessages, bigRoomMembers: s.bigRoomMembers, allowPrivateHookTargets: s.allowPrivateHookTargets, ownersMayCreateHooks: s.ownersMayCreateHooks });
 const newInvite = z.object({
   maxUses: z.number().int().min(1).max(10_000).default(1),
   days: z.number().min(0.01).max(365).default(7),

@@ -1,6 +1,7 @@
 // Every HTTP request gets an id (sent back as X-Request-Id), a logger that carries it for
 // whatever the handlers log, and one line when it is answered. The line has the path without
-// its query (an invitation's token rides in one), and no header, cookie or body.
+// its query (an invitation's token rides in one) and without a webhook's secret, and no header,
+// cookie or body.
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
@@ -16,7 +17,10 @@ export function requestLog(log: Logger) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const id = randomUUID();
     const started = performance.now();
-    const { method, path } = req; // routers mounted on a path rewrite it while they run
+    const { method } = req;
+    // Routers mounted on a path rewrite it while they run. An incoming webhook's path is its
+    // secret: the log shows where it went, not the secret.
+    const path = req.path.replace(/^\/hooks\/[^/]+/, '/hooks/[redacted]');
     const reqLog = log.child({ req: id });
     res.locals.log = reqLog;
     res.setHeader('X-Request-Id', id);
