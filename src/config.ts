@@ -105,6 +105,14 @@ const envSchema = z.object({
   DYNO: z.string().min(1).max(200).optional(),
   /** serve GET /metrics on this port (on HOST) instead of the app's */
   METRICS_PORT: int(0, 65535).optional(),
+  /** the largest file one may upload, in bytes (refused with 413 as soon as it is passed) */
+  MAX_UPLOAD_BYTES: int(1, 1024 ** 4).default(100 * 1024 * 1024),
+  /** keep uploaded files in this directory (shared by every process) instead of the database */
+  UPLOAD_DIR: z.string().min(1).optional(),
+  /** images of more pixels get no thumbnail: they are refused as a likely decompression bomb */
+  THUMB_MAX_MEGAPIXELS: z.coerce.number().min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(50),
+  /** how often a process tries to run the file and message retention sweep (one at a time) */
+  RETENTION_SWEEP_SECONDS: z.coerce.number().min(1, 'must be at least 1').max(86_400, 'must be at most 86400').default(600),
   /** then /metrics wants `Authorization: Bearer <it>` from everyone (else: this machine only) */
   /** the address people reach the app at, for the webhook URLs the admin tools print */
   PUBLIC_URL: z.url('must be a URL').regex(/^https?:\/\//, 'must be http(s)').optional(),
@@ -152,6 +160,7 @@ const configSchema = envSchema.transform((e) => ({
     maxAttempts: e.OUTGOING_HOOK_MAX_ATTEMPTS,
     pollMs: e.OUTGOING_HOOK_POLL_SECONDS * 1000,
   },
+  files: { maxBytes: e.MAX_UPLOAD_BYTES, dir: e.UPLOAD_DIR, thumbMaxPixels: Math.round(e.THUMB_MAX_MEGAPIXELS * 1_000_000), sweepMs: e.RETENTION_SWEEP_SECONDS * 1000 },
   /** the token itself is not kept: its SHA-256, to compare with */
   metrics: { port: e.METRICS_PORT, tokenHash: e.METRICS_TOKEN === undefined ? undefined : hashMetricsToken(e.METRICS_TOKEN) },
 }));

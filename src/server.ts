@@ -1,6 +1,7 @@
 // The composition root: config in, database pool, schema, room feeds, sockets and HTTP wired
 // together here and nowhere else. `npm start` runs main() below.
 import { createServer, type Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -39,6 +40,11 @@ import { attachRealtime, type Realtime } from './realtime/sockets.js';
 import { createPresence, type Presence } from './realtime/presence.js';
 import { createSignals } from './realtime/signals.js';
 import { startReqlServer } from './reql/index.js';
+import { databaseBlobs, directoryBlobs } from './files/blobs.js';
+import { createFiles } from './files/store.js';
+import { createLease } from './files/lease.js';
+import { createRetention } from './files/retention.js';
+import { filesApi } from './http/files.js';
 
 export type AppConfig = Config & { database: DbAddress };
 
@@ -70,6 +76,8 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
     for (const room of await roomStore.byKind('channel')) if (room.isDefault && !room.archived) await roomStore.addMember(room.id, user.id);
   };
   // A person's message may start outgoing webhooks: the outbox (below) queues them.
+  // Files' bytes in the database (chunks) unless UPLOAD_DIR names a directory every process shares.
+  const files = createFiles({ pool, db: config.dbName, blobs: config.files.dir ? directoryBlobs(config.files.dir) : databaseBlobs(pool, config.dbName), thumbMaxPixels: config.files.thumbMaxPixels });
   const posting = createPosting({ messages: store, rooms: roomStore, users: accountStore, log, afterPost: (m, room, user) => outbox.enqueue(m, room, user) });
   const tokens = createTokens({ pool, db: config.dbName, users: accountStore });
   const hooks = createHooks({ pool, db: config.dbName, users: accountStore, rooms: roomStore });
@@ -77,6 +85,8 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
   const limits = createLimits({ pool, db: config.dbName, log });
   let stopWatching: (() => Promise<void>) | undefined;
   const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs, metrics });
+  // Retention runs on one process at a time: the one holding the lease.
+  const retention = createRetention({ pool, db: config.dbName, files, rooms: roomStore, settings: () => accountStore.settings(), log, lease: createLease({ pool, db: config.dbName, name: 'retention', holder: randomUUID(), ttlMs: 120_000 }) });
   const heartbeat = createHeartbeat({ pool, db: config.dbName, log, everyMs: config.heartbeatMs, dyno: config.dyno, stats: () => ({ sockets: realtime?.connections() ?? 0, ...feeds.stats() }), embeddedDataDir: deps.embeddedDataDir });
   const outbox = createOutbox({ pool, db: config.dbName, hooks, users: accountStore, access, posting, log, procId: `${heartbeat.id}/${process.pid}`, ...config.hooks, allowPrivate: async () => (await accountStore.settings()).allowPrivateHookTargets });
   let server: Server | undefined;
@@ -129,8 +139,9 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       const hooksHttp = { hooks, outbox, access, rooms: roomStore, users: accountStore, posting, limiter: limits.limiter, perMinute: config.hooks.incomingPerMinute, publicUrl: config.hooks.publicUrl, log, doc: apiDoc };
       const integrations = [hooksApi(hooksHttp), tokensApi({ tokens, hooks, users: accountStore, doc: apiDoc })];
       const status = statusApi({ read: () => readStatus(pool, config.dbName) });
+      const filesRoutes = filesApi({ access, files, messages: store, posting, users: accountStore, maxBytes: config.files.maxBytes, log });
       const search = searchApi({ search: createSearch({ pool, db: config.dbName, access, users: accountStore }) });
-      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, search, integrations, incomingHooks: incomingHooks(hooksHttp), access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, metrics: config.metrics.port === undefined ? scrape : undefined }));
+      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, files: filesRoutes, search, integrations, incomingHooks: incomingHooks(hooksHttp), access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, metrics: config.metrics.port === undefined ? scrape : undefined }));
       presence = createPresence({ pool, db: config.dbName, log, procId: heartbeat.id });
       const signals = (deliver: Parameters<typeof createSignals>[0]['deliver']) => createSignals({ pool, db: config.dbName, log, deliver });
       const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore, presence, signals });
@@ -154,6 +165,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
         metricsPort = await listen(metricsServer, config.metrics.port, config.host);
       }
       await heartbeat.start();
+      retention.start(config.files.sweepMs);
       await outbox.start();
       log.info({ port, metricsPort, host: config.host, db: config.dbName }, 'listening');
       return { port, metricsPort };
@@ -174,6 +186,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       await stopWatching?.();
       await presence?.stop();
       limits.stop();
+      await retention.stop();
       await feeds.close();
       await pool.close();
       const m = metricsServer;

@@ -39,6 +39,12 @@ export type Session = z.output<typeof sessionRow>;
 
 export const DELETED_MESSAGES = ['tombstone', 'hide'] as const;
 
+
+/** Days after which something is deleted, per kind of room (0: kept). */
+export const retentionDays = z.object({ channel: z.number().int().min(0).max(36_500), group: z.number().int().min(0).max(36_500), dm: z.number().int().min(0).max(36_500) });
+export type RetentionDays = z.output<typeof retentionDays>;
+export const KEEP_FOREVER: RetentionDays = Object.freeze({ channel: 0, group: 0, dm: 0 });
+
 export const settingsRow = z.object({
   id: z.literal('settings'),
   name: z.string(),
@@ -50,6 +56,12 @@ export const settingsRow = z.object({
   /** a channel of more members is big: its members are told only of mentions unless they
    *  choose more, and only admins and its owner may name @room in it */
   bigRoomMembers: z.number().int().min(1).max(100_000).default(50),
+  /** files older than this many days are deleted (their messages stay, without the file) */
+  fileRetentionDays: retentionDays.default(KEEP_FOREVER),
+  /** messages older than this many days are deleted, with their files */
+  messageRetentionDays: retentionDays.default(KEEP_FOREVER),
+  /** the most one user may have uploaded and still kept, in MiB (0: no limit) */
+  fileQuotaMiB: z.number().int().min(0).max(100_000_000).default(0),
   /** outgoing webhooks may call private and loopback addresses (off: refused) */
   allowPrivateHookTargets: z.boolean().default(false),
   /** a room's owner may make webhooks for the room (otherwise only admins) */

@@ -6,7 +6,7 @@ import { r, type RCursor, type RDatum } from 'rethinkdb-ts';
 import { z } from 'zod';
 import type { Pool } from '../db/pool.js';
 import { CLAIMS, INVITES, SESSIONS, USERS, WORKSPACE } from '../db/schema.js';
-import { inviteRow, normalEmail, normalUsername, sessionRow, settingsRow, userRow, type Invite, type Role, type Session, type Settings, type User } from './schema.js';
+import { KEEP_FOREVER, inviteRow, normalEmail, normalUsername, sessionRow, settingsRow, userRow, type Invite, type Role, type Session, type Settings, type User } from './schema.js';
 
 export class TakenError extends Error {
   override name = 'TakenError';
@@ -17,7 +17,7 @@ export class TakenError extends Error {
 
 const writeResult = z.object({ inserted: z.number().optional(), replaced: z.number().optional(), unchanged: z.number().optional(), errors: z.number(), first_error: z.string().optional() });
 
-const DEFAULT_SETTINGS: Settings = { id: 'settings', name: 'Chatroom of Requirement', registration: 'invite', editWindowMinutes: 0, deletedMessages: 'tombstone', bigRoomMembers: 50, allowPrivateHookTargets: false, ownersMayCreateHooks: false };
+const DEFAULT_SETTINGS: Settings = { id: 'settings', name: 'Chatroom of Requirement', registration: 'invite', editWindowMinutes: 0, deletedMessages: 'tombstone', bigRoomMembers: 50, fileRetentionDays: KEEP_FOREVER, messageRetentionDays: KEEP_FOREVER, fileQuotaMiB: 0, allowPrivateHookTargets: false, ownersMayCreateHooks: false };
 
 export interface NewUser {
   username: string;

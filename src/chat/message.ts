@@ -29,6 +29,19 @@ export type Attachment = z.output<typeof attachmentRow>;
 export const displayRow = z.object({ username: z.string().optional(), iconUrl: z.string().optional(), iconEmoji: z.string().optional() });
 export type Display = z.output<typeof displayRow>;
 
+/** A file attached to a message (src/files/): what the room shows of it; the bytes are served
+ *  by id to those who may read the room. `thumb`: an image with a thumbnail. */
+export const fileAttachment = z.object({
+  id: z.string(),
+  name: z.string(),
+  type: z.string(),
+  size: z.number(),
+  width: z.number().optional(),
+  height: z.number().optional(),
+  thumb: z.boolean().optional(),
+});
+export type FileAttachment = z.output<typeof fileAttachment>;
+
 /** A row of the messages table, checked as it comes out of the database. */
 export const messageRow = z.object({
   id: z.string(),
@@ -61,6 +74,8 @@ export const messageRow = z.object({
   mentions: z.array(z.string()).optional(),
   /** @room: everyone in the room is asked to look */
   mentionsRoom: z.literal(true).optional(),
+  /** a file or image message (the body is its caption, maybe empty) */
+  file: fileAttachment.optional(),
   /** written by a bot account or a webhook: never starts an outgoing webhook */
   bot: z.literal(true).optional(),
   /** a webhook's username and icon, shown instead of its bot's */
@@ -83,6 +98,7 @@ export interface NewMessage {
   alsoRoom?: boolean;
   mentions?: string[];
   mentionsRoom?: true;
+  file?: FileAttachment;
   bot?: true;
   display?: Display;
   attachments?: Attachment[];

@@ -10,6 +10,7 @@ import type { User } from '../accounts/schema.js';
 import type { MessageStore } from '../db/messages.js';
 import type { Room } from '../rooms/schema.js';
 import type { RoomStore } from '../rooms/store.js';
+import type { FileAttachment } from './message.js';
 import type { Attachment, Display, Message } from './message.js';
 
 export interface PostInput {
@@ -19,6 +20,8 @@ export interface PostInput {
   thread?: string;
   /** a reply also shown in the room */
   alsoRoom?: boolean;
+  /** a file uploaded for this message (src/http/files.ts); the body is its caption */
+  file?: FileAttachment;
   /** a webhook's username and icon (only for a bot's post) */
   display?: Display;
   /** Slack-style attachments, made safe already (src/integrations/slack.ts) */
@@ -119,6 +122,7 @@ export function createPosting(opts: PostingOptions): Posting {
         ...(thread ? { thread: thread.id, alsoRoom: input.alsoRoom === true } : {}),
         ...(mentions.size > 0 ? { mentions: [...mentions] } : {}),
         ...(said.room ? { mentionsRoom: true as const } : {}),
+        ...(input.file ? { file: input.file } : {}),
         ...(user.bot ? { bot: true as const, ...(input.display ? { display: input.display } : {}) } : {}),
         ...(input.attachments && input.attachments.length > 0 ? { attachments: input.attachments } : {}),
       });

@@ -148,6 +148,7 @@ export function toWire(m: Message, protocol: Protocol): WireMessage {
     if (m.followers) w.followers = m.followers;
     if (m.mentions && m.mentions.length > 0) w.mentions = m.mentions;
     if (m.mentionsRoom) w.mentionsRoom = true;
+    if (m.file) w.file = m.file;
     if (m.bot) w.bot = true;
     if (m.display) w.display = m.display;
     if (m.attachments && m.attachments.length > 0) w.attachments = m.attachments;

@@ -50,12 +50,25 @@ export interface WireMessage {
   mentions?: string[];
   /** protocol 2: @room, everyone in it is asked to look */
   mentionsRoom?: true;
+  /** protocol 2: a file or image (GET /api/files/:id, and /api/files/:id/thumb when `thumb`) */
+  file?: WireFile;
   /** protocol 2: from a bot account or a webhook */
   bot?: true;
   /** protocol 2: a webhook's username and icon, shown instead of its bot's name */
   display?: { username?: string; iconUrl?: string; iconEmoji?: string };
   /** protocol 2: Slack-style attachments (plain text; colour #rrggbb; links http(s)) */
   attachments?: Array<{ fallback?: string; pretext?: string; title?: string; title_link?: string; text?: string; color?: string; fields?: Array<{ title: string; value: string; short: boolean }> }>;
+}
+
+/** A message's file as clients see it. */
+export interface WireFile {
+  id: string;
+  name: string;
+  type: string;
+  size: number;
+  width?: number;
+  height?: number;
+  thumb?: boolean;
 }
 
 /** What a member is told of in a room: every message, mentions only, or nothing (muted). */

@@ -31,6 +31,12 @@ export const PROCESSES = 'processes';
 export const PRESENCE = 'presence';
 /** short-lived signals to a room's sockets on every process: who is typing (`<room>/<user>`) */
 export const SIGNALS = 'signals';
+/** an uploaded file's metadata (src/files/): id (128 random bits), room, owner, name, type, size */
+export const FILES = 'files';
+/** the bytes of files kept in the database: id `<fileId>:<n>`, in order (src/files/blobs.ts) */
+export const FILE_CHUNKS = 'file_chunks';
+/** leases that let one process at a time do a job (the file retention sweep): id the job's name */
+export const LEASES = 'leases';
 /** personal API tokens: id is the sha256 of the token (src/integrations/tokens.ts) */
 export const TOKENS = 'tokens';
 /** incoming and outgoing webhooks (src/integrations/hooks.ts) */
@@ -84,6 +90,10 @@ const TABLES: Record<string, Record<string, IndexSpec>> = {
   [PRESENCE]: { proc: (p: RDatum) => p('proc') },
   // Old signals are swept by time.
   [SIGNALS]: { at: (s: RDatum) => s('at') },
+  // The retention sweep walks files by age; a user's quota sums their files.
+  [FILES]: { created: (f: RDatum) => [f('created'), f('id')], owner: (f: RDatum) => f('owner') },
+  [FILE_CHUNKS]: {},
+  [LEASES]: {},
   [TOKENS]: { userId: (t: RDatum) => t('userId') },
   // An incoming hook is found by the sha256 of its URL's secret; outgoing ones by room.
   [HOOKS]: { secretHash: (h: RDatum) => h('secretHash'), roomId: (h: RDatum) => h('roomId') },

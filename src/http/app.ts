@@ -28,6 +28,8 @@ export interface HttpOptions {
   people: express.Router;
   /** the deployment's status for admins (src/http/status.ts) */
   status: express.Router;
+  /** uploads and downloads of files (src/http/files.ts) */
+  files?: express.Router;
   /** search (src/http/search.ts) */
   search?: express.Router;
   /** webhooks, API tokens and bots under /api (src/http/hooks.ts, src/http/tokens.ts) */
@@ -109,6 +111,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
   app.use(opts.rooms);
   app.use(opts.people);
   app.use(opts.status);
+  if (opts.files) app.use(opts.files);
   for (const r of opts.integrations ?? []) app.use(r);
   if (opts.search) app.use(opts.search);
 

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import express from 'express';
 import { z } from 'zod';
-import { atLeast, DELETED_MESSAGES, displayName, password, REGISTRATION_MODES, ROLES, type Settings, type User } from '../accounts/schema.js';
+import { atLeast, retentionDays, DELETED_MESSAGES, displayName, password, REGISTRATION_MODES, ROLES, type Settings, type User } from '../accounts/schema.js';
 import { hashToken, type Accounts } from '../accounts/service.js';
 import type { AccountStore } from '../accounts/store.js';
 import type { RoomStore } from '../rooms/store.js';
@@ -17,9 +17,9 @@ const userPatch = z
   .partial()
   .refine((p) => Object.keys(p).length > 0, 'name at least one of role, disabled, displayName');
 const settingsPatch = z
-  .object({ name: displayName, registration: z.enum(REGISTRATION_MODES), editWindowMinutes: z.number().int().min(0).max(525_600), deletedMessages: z.enum(DELETED_MESSAGES), bigRoomMembers: z.number().int().min(1).max(100_000), allowPrivateHookTargets: z.boolean(), ownersMayCreateHooks: z.boolean() })
+  .object({ name: displayName, registration: z.enum(REGISTRATION_MODES), editWindowMinutes: z.number().int().min(0).max(525_600), deletedMessages: z.enum(DELETED_MESSAGES), bigRoomMembers: z.number().int().min(1).max(100_000), fileRetentionDays: retentionDays, messageRetentionDays: retentionDays, fileQuotaMiB: z.number().int().min(0).max(100_000_000), allowPrivateHookTargets: z.boolean(), ownersMayCreateHooks: z.boolean() })
   .partial();
-const viewSettings = (s: Settings) => ({ name: s.name, registration: s.registration, editWindowMinutes: s.editWindowMinutes, deletedMessages: s.deletedMessages, bigRoomMembers: s.bigRoomMembers, allowPrivateHookTargets: s.allowPrivateHookTargets, ownersMayCreateHooks: s.ownersMayCreateHooks });
+const viewSettings = (s: Settings) => ({ name: s.name, registration: s.registration, editWindowMinutes: s.editWindowMinutes, deletedMessages: s.deletedMessages, bigRoomMembers: s.bigRoomMembers, fileRetentionDays: s.fileRetentionDays, messageRetentionDays: s.messageRetentionDays, fileQuotaMiB: s.fileQuotaMiB, allowPrivateHookTargets: s.allowPrivateHookTargets, ownersMayCreateHooks: s.ownersMayCreateHooks });
 const newInvite = z.object({
   maxUses: z.number().int().min(1).max(10_000).default(1),
   days: z.number().min(0.01).max(365).default(7),
