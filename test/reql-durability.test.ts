@@ -109,7 +109,7 @@ t.test('a feed shows a hard write only once it is durable: killed right after, t
   const exited = new Promise((res) => server.once('exit', res));
   const firstEvent = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no feed event within 20 s')), 20_000);
-    cursor.each((err: Error | null, ch: { new_val: { id: number } | null }) => {
+    cursor.each((err: unknown, ch: { new_val: { id: number } | null }) => {
       if (err) return;
       if (ch.new_val) seen.push(ch.new_val.id);
       if (seen.length === 1) {

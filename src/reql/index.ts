@@ -34,6 +34,7 @@ export interface ReqlServer {
 export async function startReqlServer(opts: ReqlServerOptions = {}): Promise<ReqlServer> {
   const engine = await createEngine({ dataDir: opts.inMemory ? undefined : opts.dataDir, onWarn: opts.onWarn, slowDiskMs: opts.slowDiskMs });
   const wire = await startWireServer({ engine, host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, password: opts.password ?? '', unkind: opts.unkind });
+  engine.listening(wire.host, wire.port);
   return {
     host: wire.host,
     port: wire.port,

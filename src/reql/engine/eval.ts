@@ -33,6 +33,8 @@ export interface EngineState {
   catalog: Catalog;
   feeds: FeedHub;
   table: OpTable;
+  /** where the wire server listens (rethinkdb.server_status reports it) */
+  network: { host: string; port: number };
 }
 
 export interface GlobalOpts {

@@ -26,6 +26,8 @@ export interface EngineOptions {
 
 export interface EmbeddedEngine extends Engine {
   stats(): { openFeeds: number; tables: number };
+  /** Tells the engine where clients reach it (for rethinkdb.server_status and discovery). */
+  listening(host: string, port: number): void;
 }
 
 const BATCH_ROWS = 1000;
@@ -34,6 +36,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
   const table = buildOpTable();
   const signatures = table.ops;
   const feeds = new FeedHub();
+  const network = { host: '127.0.0.1', port: 28015 };
   let state: EngineState | undefined;
   // Index functions are compiled while the catalog opens (indexes are rebuilt after replay),
   // before `state` exists; they are deterministic and never read a table.
@@ -44,6 +47,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
     },
     feeds,
     table,
+    network,
   };
   const compileIndex = (def: IndexDef): KeyFn => {
     const term = parseTerm(def.fn, signatures);
@@ -72,7 +76,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
     };
   };
   const catalog = await Catalog.open({ dataDir: opts.dataDir, compileIndex, onWarn: opts.onWarn, compactMinRows: opts.compactMinRows, slowDiskMs: opts.slowDiskMs });
-  const live: EngineState = { catalog, feeds, table };
+  const live: EngineState = { catalog, feeds, table, network };
   state = live;
 
   function globals(raw: Record<string, unknown>): GlobalOpts {
@@ -173,6 +177,10 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
   return {
     run,
     serverInfo: () => ({ id: SERVER_ID, name: SERVER_NAME, proxy: false }),
+    listening(host, port) {
+      network.host = host;
+      network.port = port;
+    },
     stats: () => ({ openFeeds: live.feeds.open.size, tables: catalog.tables.size }),
     async close() {
       live.feeds.closeAll();

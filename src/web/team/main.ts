@@ -11,6 +11,7 @@ import { api, ApiError } from './api.js';
 import { Sidebar } from './sidebar.js';
 import { ThreadPane } from './thread.js';
 import { PresenceView } from './presence.js';
+import { SearchPanel } from './search.js';
 
 interface Me {
   id: string;
@@ -130,6 +131,7 @@ function onFrame(f: OutboundFrame): void {
         const params = new URL(location.href).searchParams;
         const wanted = params.get('room');
         linked = params.get('message') ?? undefined;
+        linkedReply = params.get('reply') ?? undefined;
         const first = (wanted && rooms.get(wanted)) || [...rooms.values()][0];
         if (first) openRoom(first.id);
         else view.status('You are in no room yet: make one, or browse the channels.');
@@ -209,6 +211,9 @@ const thread = new ThreadPane(els.thread, {
   following: (start) => (start.followers ?? (typeof start.author === 'object' && start.author.id ? [start.author.id] : [])).includes(me.id),
   notice,
 });
+
+// Search across every room one may read (src/web/team/search.ts); a result is a permalink.
+new SearchPanel($('search'), $('search-results'), (r) => (r.kind === 'dm' ? (dmNames.get(r.id) ?? 'Direct message') : `${r.kind === 'channel' ? '#' : '🔒 '}${r.name}`));
 
 function showLevel(r: WireRoom): void {
   els.level.value = r.levelChosen ? r.level : '';
@@ -304,6 +309,8 @@ const QUICK_REACTIONS = ['👍', '🎉', '❤️', '😄', '👀'];
 let openedReadId: string | undefined;
 /** a permalinked message to show once the room is loaded */
 let linked: string | undefined;
+/** with it, a reply in its thread (a search result): the thread is opened */
+let linkedReply: string | undefined;
 let loadingOlder = false;
 let noOlder = false;
 
@@ -411,6 +418,9 @@ function afterJoin(room: string): void {
         loadingOlder = false;
       });
       view.show(want);
+      const start = linkedReply === undefined ? undefined : messages.find((m) => m.id === want);
+      linkedReply = undefined;
+      if (start) void thread.open(start);
     },
     () => notice('That message is not there any more.'),
   );

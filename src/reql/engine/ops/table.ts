@@ -1,5 +1,6 @@
 // Databases, tables, indexes and the reads that use them: get, getAll, between.
 import { randomUUID } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 import { isBound, isObject, MAXVAL, MINVAL, printDatum, typeName, type Datum, type DatumObject, type Key } from '../datum.js';
 import { logicError, opFailed, opIndexMissing } from '../errors.js';
 import { OpFamily, str, toDatum, valTypeName, type Ctx } from '../eval.js';
@@ -63,12 +64,61 @@ function dbConfig(c: Ctx, name: string): DatumObject {
 }
 
 // --- system tables (read-only views) ---
+const STARTED = { $reql_type$: 'TIME', epoch_time: Math.floor(Date.now() / 1000), timezone: '+00:00' };
+
+/**
+ * This server's row of rethinkdb.server_status. Drivers' discovery (rethinkdb-ts connectPool)
+ * connects to `canonical_addresses[].host` at `reql_port`, so both are where the wire server
+ * listens; a wildcard bind lists this machine's interface addresses. There is no cluster port:
+ * the canonical addresses carry the ReQL port too.
+ */
+function serverStatus(c: Ctx): DatumObject {
+  const { host, port } = c.state.network;
+  const wildcard = host === '0.0.0.0' || host === '::';
+  const hosts = wildcard
+    ? Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((i) => host === '::' || i.family === 'IPv4').map((i) => i.address))
+    : [host];
+  return {
+    id: SERVER_ID,
+    name: SERVER_NAME,
+    network: {
+      hostname: hostname(),
+      reql_port: port,
+      cluster_port: port,
+      http_admin_port: '<no http admin>',
+      canonical_addresses: hosts.map((h) => ({ host: h, port })),
+      time_connected: STARTED,
+      connected_to: {},
+    },
+    process: { argv: [], cache_size_mb: 0, pid: process.pid, time_started: STARTED, version: 'rethinkdb 2.4.4 (embedded)' },
+  };
+}
+
+/**
+ * server_status as a read-only table a feed can watch (drivers' discovery does): one server,
+ * whose row never changes while it runs, so a feed on it shows its initial value and then waits.
+ */
+const statusTables = new WeakMap<object, Table>();
+function serverStatusStream(c: Ctx): Stream {
+  let t = statusTables.get(c.state.catalog);
+  if (!t) {
+    t = new TableClass(randomUUID(), SYSTEM_DB, 'server_status', 'id');
+    statusTables.set(c.state.catalog, t);
+  }
+  const row = serverStatus(c);
+  t.rows.set(SERVER_ID, row); // the address is known only once the wire server listens
+  const table = t;
+  // No `table` in the options: a selection of it would accept writes.
+  return new Stream('TABLE', () => table.scan(), { feed: { table, source: { kind: 'table' }, transforms: [] } });
+}
+
 function systemTable(c: Ctx, name: string): Stream {
+  if (name === 'server_status') return serverStatusStream(c);
   const rows = (): DatumObject[] => {
     const cat = c.state.catalog;
     switch (name) {
       case 'server_status':
-        return [{ id: SERVER_ID, name: SERVER_NAME, network: { hostname: 'localhost', reql_port: 28015, canonical_addresses: [{ host: '127.0.0.1', port: 29015 }] }, process: { argv: [], cache_size_mb: 0, pid: process.pid, time_started: { $reql_type$: 'TIME', epoch_time: 0, timezone: '+00:00' }, version: 'rethinkdb 2.4.4 (embedded)' } }];
+        return [serverStatus(c)];
       case 'server_config':
         return [{ id: SERVER_ID, name: SERVER_NAME, tags: ['default'], cache_size_mb: 'auto' }];
       case 'db_config':
