@@ -101,3 +101,22 @@ t.test('errors under /api have one shape, unknown paths included; the reference 
   t.match(page.headers.get('content-type') ?? '', /text\/html/);
   for (const { path } of operations) t.ok(page.text.includes(path), `the page shows ${path}`);
 });
+
+t.test("each operation's documented token scope is the one enforced", async (t) => {
+  const made = await owner.post('/api/tokens', { name: 'reader', scopes: ['read'] });
+  t.equal(made.status, 201, 'a read-only token');
+  const bearer = { authorization: `Bearer ${made.json<{ token: string }>().token}` };
+  let checked = 0;
+  for (const { method, path, op } of operations) {
+    const scope = (op as Operation & { 'x-scope'?: string })['x-scope'];
+    if (op.security && op.security.length === 0) continue;
+    t.ok(scope === 'read' || scope === 'post' || scope === 'manage', `${method} ${path} names its scope`);
+    if (method === 'get') t.not(scope, 'post', 'a GET never needs post (admins\' reads need manage)');
+    // A token that may only read is refused anything more before the request is looked at.
+    const r = await new Agent(app.url).request(method.toUpperCase(), urlOf(path), { json: method === 'get' ? undefined : {}, headers: bearer });
+    if (scope === 'read') t.not(r.json<{ error?: { code: string } }>().error?.code, 'insufficient_scope', `${method} ${path}: read is enough`);
+    else t.match(r.json(), { error: { code: 'insufficient_scope' } }, `${method} ${path}: ${scope} is needed`);
+    checked++;
+  }
+  t.ok(checked >= 20, `${checked} operations checked`);
+});

@@ -8,7 +8,7 @@ import type { Request, Response, Router } from 'express';
 import { OpenAPIRegistry, OpenApiGeneratorV3 } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { User } from '../accounts/schema.js';
-import { apiRoute, invalid } from './api.js';
+import { apiRoute, invalid, scopeFor } from './api.js';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -71,7 +71,9 @@ export function createApiDoc(): ApiDoc {
         method: e.method,
         path: toOpenApiPath(e.path),
         summary: e.summary,
-        description: e.description,
+        // Bearer schemes carry no scopes in OpenAPI 3: the token's scope is said here, and in x-scope.
+        description: [e.description, e.needs === 'none' ? undefined : `An API token needs the \`${scopeFor(e.method.toUpperCase(), e.needs, e.path)}\` scope.`].filter(Boolean).join('\n\n'),
+        ...(e.needs === 'none' ? {} : { 'x-scope': scopeFor(e.method.toUpperCase(), e.needs, e.path) }),
         tags: [e.tag],
         security: e.needs === 'none' ? [] : [{ bearer: [] }, { session: [] }],
         request: {
