@@ -126,6 +126,28 @@ const envSchema = z.object({
   /** how often each process looks for deliveries due (retries, and claims left by a dead process) */
   OUTGOING_HOOK_POLL_SECONDS: z.coerce.number().min(0.05, 'must be at least 0.05').max(600, 'must be at most 600').default(2),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').max(1000, 'must be at most 1000 characters').regex(/^\S+$/, 'must have no spaces').optional(),
+  /** single sign-on (src/accounts/oidc.ts): the OpenID provider's issuer URL; unset: no SSO */
+  OIDC_ISSUER: z.url('must be a URL').optional(),
+  OIDC_CLIENT_ID: z.string().min(1).max(255).optional(),
+  /** never logged or echoed */
+  OIDC_CLIENT_SECRET: z.string().min(1).max(1000).optional(),
+  OIDC_SCOPES: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'must be scopes separated by single spaces').default('openid email profile'),
+  /** where the roles or groups are in the claims, a dotted path (Keycloak's client roles:
+   *  resource_access.CLIENT.roles) */
+  OIDC_ROLES_CLAIM: z.string().min(1).max(200).default('roles'),
+  /** the value in that claim that lets a person in; unset: everyone the provider signs in */
+  OIDC_ACCESS_VALUE: z.string().min(1).max(200).optional(),
+  /** the value that makes a person an admin (never the owner) */
+  OIDC_ADMIN_VALUE: z.string().min(1).max(200).optional(),
+  /** the button's text on the log-in page */
+  OIDC_BUTTON: z.string().min(1).max(80).default('Log in with single sign-on'),
+  /** the callback the provider has registered; unset: /auth/oidc/callback on the request's host */
+  OIDC_REDIRECT_URI: z.url('must be a URL').optional(),
+  /** talk plain http to a provider that is not on a loopback address (loopback ones always may) */
+  OIDC_ALLOW_HTTP: z.enum(['0', '1'], 'must be 0 or 1').default('0'),
+  /** off: log-in only through the provider, sign-up closed; owners and admins keep a
+   *  break-glass local log-in at /login?local */
+  LOCAL_LOGIN: z.enum(['on', 'off'], 'must be on or off').default('on'),
 });
 
 const configSchema = envSchema.transform((e) => ({
@@ -163,6 +185,22 @@ const configSchema = envSchema.transform((e) => ({
   files: { maxBytes: e.MAX_UPLOAD_BYTES, dir: e.UPLOAD_DIR, thumbMaxPixels: Math.round(e.THUMB_MAX_MEGAPIXELS * 1_000_000), sweepMs: e.RETENTION_SWEEP_SECONDS * 1000 },
   /** the token itself is not kept: its SHA-256, to compare with */
   metrics: { port: e.METRICS_PORT, tokenHash: e.METRICS_TOKEN === undefined ? undefined : hashMetricsToken(e.METRICS_TOKEN) },
+  oidc:
+    e.OIDC_ISSUER === undefined
+      ? undefined
+      : {
+          issuer: e.OIDC_ISSUER,
+          clientId: e.OIDC_CLIENT_ID ?? '',
+          clientSecret: e.OIDC_CLIENT_SECRET,
+          scopes: e.OIDC_SCOPES,
+          rolesClaim: e.OIDC_ROLES_CLAIM,
+          accessValue: e.OIDC_ACCESS_VALUE,
+          adminValue: e.OIDC_ADMIN_VALUE,
+          button: e.OIDC_BUTTON,
+          redirectUri: e.OIDC_REDIRECT_URI,
+          allowHttp: e.OIDC_ALLOW_HTTP === '1',
+        },
+  localLogin: e.LOCAL_LOGIN === 'on',
 }));
 
 export type Config = z.output<typeof configSchema>;
@@ -190,13 +228,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if (parsed.data.metrics.port !== undefined && parsed.data.metrics.port !== 0 && parsed.data.metrics.port === parsed.data.port) {
       throw new ConfigError('invalid configuration:\n  METRICS_PORT: is the app\'s PORT; leave it unset to serve /metrics on the app\'s port');
     }
+    if (parsed.data.oidc && !parsed.data.oidc.clientId) throw new ConfigError('invalid configuration:\n  OIDC_CLIENT_ID: must be set with OIDC_ISSUER');
+    if (!parsed.data.localLogin && !parsed.data.oidc) throw new ConfigError('invalid configuration:\n  LOCAL_LOGIN: off needs single sign-on (OIDC_ISSUER, OIDC_CLIENT_ID), or nobody but owners and admins could log in');
     return parsed.data;
   }
   const lines = parsed.error.issues.map((i) => {
     const key = String(i.path[0] ?? '?');
-    const shown = key === 'RETHINKDB_URL' || key === 'METRICS_TOKEN' || !(key in present) ? '' : ` (got ${JSON.stringify(present[key])})`;
+    const shown = key === 'RETHINKDB_URL' || key === 'METRICS_TOKEN' || key === 'OIDC_CLIENT_SECRET' || !(key in present) ? '' : ` (got ${JSON.stringify(present[key])})`;
     return `  ${key}: ${i.message}${shown}`;
   });
-  // RETHINKDB_URL may hold a password, METRICS_TOKEN is one: never echo them.
+  // RETHINKDB_URL may hold a password, METRICS_TOKEN and OIDC_CLIENT_SECRET are ones: never echo them.
   throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
 }

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config, type DbAddress } from './config.js';
 import { createAccounts } from './accounts/service.js';
 import { createAccountStore } from './accounts/store.js';
+import { createIdentityStore, createSso } from './accounts/oidc.js';
+import { oidcRoutes } from './http/oidc.js';
 import { createMessageStore } from './db/messages.js';
 import { connectAny, openPool } from './db/pool.js';
 import { ensureSchema } from './db/schema.js';
@@ -81,7 +83,9 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
   const posting = createPosting({ messages: store, rooms: roomStore, users: accountStore, log, afterPost: (m, room, user) => outbox.enqueue(m, room, user) });
   const tokens = createTokens({ pool, db: config.dbName, users: accountStore });
   const hooks = createHooks({ pool, db: config.dbName, users: accountStore, rooms: roomStore });
-  const accounts = createAccounts({ store: accountStore, log, sessionDays: config.sessionDays, afterSignup: joinDefaults });
+  const accounts = createAccounts({ store: accountStore, log, sessionDays: config.sessionDays, afterSignup: joinDefaults, localLogin: config.localLogin });
+  // Single sign-on, when OIDC_ISSUER is set: discovery runs in the background (start() below).
+  const sso = config.oidc && createSso({ settings: config.oidc, users: accountStore, identities: createIdentityStore(pool, config.dbName), accounts, log });
   const limits = createLimits({ pool, db: config.dbName, log });
   let stopWatching: (() => Promise<void>) | undefined;
   const feeds = createRoomFeeds({ store, log, historyLimit: config.historyLimit, reorderWindowMs: config.reorderWindowMs, metrics });
@@ -129,7 +133,9 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       schemaReady = true;
 
       const csrfSecret = await accountStore.secret('csrf');
-      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter, metrics, bearer: (token) => tokens.resolve(token) });
+      sso?.start();
+      const ssoPages = sso && oidcRoutes({ sso, accounts, store: accountStore, secret: await accountStore.secret('oidc-tx'), sessionDays: config.sessionDays, csrfToken: (req, res) => auth.csrfToken(req, res), log });
+      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter, metrics, bearer: (token) => tokens.resolve(token), localLogin: config.localLogin, sso: ssoPages && config.oidc && { button: config.oidc.button, endSession: ssoPages.endSession } });
       // Primus puts itself ahead of the app's handler, so the server is made with it first.
       let library = '';
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, posting, historyLimit: config.historyLimit });
@@ -141,7 +147,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       const status = statusApi({ read: () => readStatus(pool, config.dbName) });
       const filesRoutes = filesApi({ access, files, messages: store, posting, users: accountStore, maxBytes: config.files.maxBytes, log });
       const search = searchApi({ search: createSearch({ pool, db: config.dbName, access, users: accountStore }) });
-      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, files: filesRoutes, search, integrations, incomingHooks: incomingHooks(hooksHttp), access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, metrics: config.metrics.port === undefined ? scrape : undefined }));
+      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, files: filesRoutes, search, integrations, incomingHooks: incomingHooks(hooksHttp), access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, sso: ssoPages?.routes, formActions: config.oidc ? [new URL(config.oidc.issuer).origin] : [], metrics: config.metrics.port === undefined ? scrape : undefined }));
       presence = createPresence({ pool, db: config.dbName, log, procId: heartbeat.id });
       const signals = (deliver: Parameters<typeof createSignals>[0]['deliver']) => createSignals({ pool, db: config.dbName, log, deliver });
       const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore, presence, signals });
@@ -178,6 +184,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       await outbox.stop();
       if (realtime && server) {
         const s = server;
+      sso?.stop();
         // Sockets and in-flight requests get a moment to finish; then they are cut.
         const cut = setTimeout(() => s.closeAllConnections(), 3000);
         await realtime.close();

@@ -34,6 +34,8 @@ export const sessionRow = z.object({
   createdAt: z.date(),
   lastUsedAt: z.date(),
   expiresAt: z.date(),
+  /** how it was opened: a password, or single sign-on (its log-out also ends the provider's) */
+  via: z.enum(['password', 'oidc']).optional(),
 });
 export type Session = z.output<typeof sessionRow>;
 

@@ -8,7 +8,7 @@ import { hashPassword, needsRehash, verifyNothing, verifyPassword } from './pass
 import type { Role, Session, User } from './schema.js';
 import { TakenError, type AccountStore } from './store.js';
 
-export type AccountErrorCode = 'bad_credentials' | 'taken' | 'registration_closed' | 'invite_required' | 'invite_invalid' | 'disabled' | 'not_found';
+export type AccountErrorCode = 'bad_credentials' | 'local_login_off' | 'taken' | 'registration_closed' | 'invite_required' | 'invite_invalid' | 'disabled' | 'not_found';
 
 export class AccountError extends Error {
   override name = 'AccountError';
@@ -33,20 +33,27 @@ export interface AccountsOptions {
   sessionDays: number;
   /** after an account is made (the default rooms are joined here) */
   afterSignup?: (user: User) => Promise<void>;
+  /** false (LOCAL_LOGIN=off): sign-up is closed and only owners and admins log in with a
+   *  password (break-glass); everyone else signs in through the provider */
+  localLogin?: boolean;
 }
+
+/** The one answer to every refused local log-in while it is off: the same for an unknown
+ *  name, a wrong password and a member's right one. */
+export const LOCAL_LOGIN_OFF = 'Local log-in is off here: use the single sign-on button. (Break-glass log-in is for owners and admins only; wrong username or password otherwise.)';
 
 export type Accounts = ReturnType<typeof createAccounts>;
 
 /** A session is written back (its expiry slid) at most this often. */
 const TOUCH_EVERY_MS = 60 * 60 * 1000;
 
-export function createAccounts({ store, log, sessionDays, afterSignup }: AccountsOptions) {
+export function createAccounts({ store, log, sessionDays, afterSignup, localLogin = true }: AccountsOptions) {
   const lifetime = sessionDays * 24 * 60 * 60 * 1000;
 
-  async function startSession(user: User): Promise<Signed> {
+  async function startSession(user: User, via: Session['via'] = 'password'): Promise<Signed> {
     const token = newToken();
     const now = new Date();
-    await store.createSession({ id: hashToken(token), userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: new Date(now.getTime() + lifetime) });
+    await store.createSession({ id: hashToken(token), userId: user.id, createdAt: now, lastUsedAt: now, expiresAt: new Date(now.getTime() + lifetime), via });
     return { user, token };
   }
 
@@ -65,6 +72,7 @@ export function createAccounts({ store, log, sessionDays, afterSignup }: Account
   return {
     /** Sign-up through the page or the API, under the workspace's registration mode. */
     async register(input: { username: string; displayName: string; email: string; password: string; invite?: string }): Promise<Signed> {
+      if (!localLogin) throw new AccountError('registration_closed', 'sign-up is closed: log in with single sign-on');
       const first = !(await store.hasOwner());
       let role: Role = 'member';
       if (!first) {
@@ -92,6 +100,7 @@ export function createAccounts({ store, log, sessionDays, afterSignup }: Account
     async login(login: string, password: string): Promise<Signed> {
       const user = await store.userByLogin(login);
       const ok = user ? await verifyPassword(user.passwordHash, password) : await verifyNothing(password);
+      if (!localLogin && (!user || !ok || user.disabled || (user.role !== 'owner' && user.role !== 'admin'))) throw new AccountError('local_login_off', LOCAL_LOGIN_OFF);
       if (!user || !ok) throw new AccountError('bad_credentials', 'wrong username or password');
       if (user.disabled) throw new AccountError('bad_credentials', 'wrong username or password');
       if (needsRehash(user.passwordHash)) await store.updateUser(user.id, { passwordHash: await hashPassword(password) });

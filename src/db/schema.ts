@@ -31,6 +31,8 @@ export const PROCESSES = 'processes';
 export const PRESENCE = 'presence';
 /** short-lived signals to a room's sockets on every process: who is typing (`<room>/<user>`) */
 export const SIGNALS = 'signals';
+/** single sign-on links: id is the sha256 of `<issuer>\n<subject>` (the unique key), to a user */
+export const IDENTITIES = 'identities';
 /** an uploaded file's metadata (src/files/): id (128 random bits), room, owner, name, type, size */
 export const FILES = 'files';
 /** the bytes of files kept in the database: id `<fileId>:<n>`, in order (src/files/blobs.ts) */
@@ -90,6 +92,7 @@ const TABLES: Record<string, Record<string, IndexSpec>> = {
   [PRESENCE]: { proc: (p: RDatum) => p('proc') },
   // Old signals are swept by time.
   [SIGNALS]: { at: (s: RDatum) => s('at') },
+  [IDENTITIES]: { userId: (i: RDatum) => i('userId') },
   // The retention sweep walks files by age; a user's quota sums their files.
   [FILES]: { created: (f: RDatum) => [f('created'), f('id')], owner: (f: RDatum) => f('owner') },
   [FILE_CHUNKS]: {},

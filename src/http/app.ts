@@ -40,6 +40,10 @@ export interface HttpOptions {
   trustProxy: boolean | number | string;
   /** readiness: the database answers and the schema is in place */
   ready(): Promise<{ ok: boolean; reason?: string }>;
+  /** single sign-on's pages (src/http/oidc.ts), when it is set up */
+  sso?: express.Router;
+  /** origins a form may lead to besides this one (the log-out form goes on to the provider) */
+  formActions?: string[];
   /** GET /metrics (src/http/metrics.ts); absent when it has a port of its own */
   metrics?: (req: IncomingMessage, res: ServerResponse) => void;
 }
@@ -77,7 +81,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
           imgSrc: ["'self'", 'data:'],
           objectSrc: ["'none'"],
           baseUri: ["'none'"],
-          formAction: ["'self'"],
+          formAction: ["'self'", ...(opts.formActions ?? [])],
           frameAncestors: ["'none'"],
         },
       },
@@ -110,6 +114,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
   app.use(opts.auth.routes);
   app.use(opts.rooms);
   app.use(opts.people);
+  if (opts.sso) app.use(opts.sso);
   app.use(opts.status);
   if (opts.files) app.use(opts.files);
   for (const r of opts.integrations ?? []) app.use(r);

@@ -36,6 +36,11 @@ export interface AuthOptions {
   limiter: (rule: Rule) => Limiter;
   /** counts log-ins: ok, failed, rate_limited */
   metrics?: Pick<Metrics, 'login'>;
+  /** LOCAL_LOGIN: false shows the provider's button alone and closes sign-up (default true) */
+  localLogin?: boolean;
+  /** single sign-on (src/http/oidc.ts): the button's text, and where a log-out of a session it
+   *  opened goes next (the provider's end-session URL) */
+  sso?: { button: string; endSession(req: Request, sessionId: string): Promise<string | undefined> };
   /** an API token's user and scopes (src/integrations/tokens.ts) */
   bearer?: (token: string) => Promise<{ user: User; scopes: readonly string[] } | undefined>;
 }
@@ -47,6 +52,9 @@ export type RequestViewer = { user: User; sessionId: string; scopes?: readonly s
 declare module 'express-serve-static-core' {
   interface Locals {
     viewer?: RequestViewer;
+    /** what the log-in page offers: the form (`local`), the provider's button (`sso`), and
+     *  the break-glass form (`breakGlass`: /login?local while local log-in is off) */
+    loginPage?: { local: boolean; sso?: string; breakGlass: boolean };
   }
 }
 
@@ -114,6 +122,10 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
     );
   });
   before.use((req: Request, res: Response, next: NextFunction) => (res.locals.viewer?.scopes ? next() : doubleCsrfProtection(req, res, next)));
+  before.use((req: Request, res: Response, next: NextFunction) => {
+    res.locals.loginPage = { local: opts.localLogin !== false, sso: opts.sso?.button, breakGlass: req.query.local !== undefined };
+    next();
+  });
 
   const routes = express.Router();
   const isApi = (req: Request) => req.path.startsWith('/api/');
@@ -162,6 +174,7 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
 
   routes.get('/signup', async (req, res) => {
     const invite = typeof req.query.invite === 'string' ? req.query.invite : undefined;
+    if (opts.localLogin === false) return void res.status(403).render('signup', { csrf: generateCsrfToken(req, res), values: {}, closed: true });
     const first = !(await store.hasOwner());
     res.render('signup', { csrf: generateCsrfToken(req, res), values: { invite }, first });
   });
@@ -220,13 +233,15 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
 
   const logout = (everywhere: boolean) => async (req: Request, res: Response) => {
     const viewer = res.locals.viewer;
+    let next: string | undefined;
     if (viewer) {
+      next = viewer.sessionId ? await opts.sso?.endSession(req, viewer.sessionId) : undefined;
       if (everywhere) await accounts.logoutEverywhere(viewer.user.id);
       else await accounts.logout(viewer.sessionId);
     }
     clearSession(req, res);
     if (isApi(req)) res.status(204).end();
-    else res.redirect(303, '/login');
+    else res.redirect(303, next ?? '/login');
   };
 
   const changePassword = async (req: Request, res: Response) => {
