@@ -10,6 +10,7 @@ import { card, MessageList } from '../message-list.js';
 import { api, ApiError } from './api.js';
 import { Sidebar } from './sidebar.js';
 import { ThreadPane } from './thread.js';
+import { fileView, wireUploads } from './upload.js';
 import { PresenceView } from './presence.js';
 import { SearchPanel } from './search.js';
 
@@ -320,6 +321,7 @@ const mayManage = () => me.role === 'owner' || me.role === 'admin';
 /** A confirmed message as the team page shows it: the card, its reactions, its actions. */
 function messageCard(m: WireMessage, where: { inThread?: boolean } = {}): HTMLElement {
   const el = card(m, { mine: isMine(m), pending: false });
+  if (m.file && !m.deleted) el.querySelector('.body')?.after(fileView(m.file));
   if (m.event) el.classList.add('system');
   if (m.thread !== undefined && !where.inThread) el.querySelector('.meta')?.append(Object.assign(document.createElement('span'), { className: 'in-thread', textContent: 'replied in a thread' }));
   if (m.deleted) {
@@ -498,6 +500,7 @@ function submit(): void {
   els.body.value = '';
 }
 wireComposer(els.compose, els.body, submit);
+wireUploads({ room: () => current, box: els.body, button: $<HTMLButtonElement>('attach'), input: $<HTMLInputElement>('file-input'), dropZone: document.querySelector<HTMLElement>('section.room')!, list: $('uploads'), notice });
 els.menu.addEventListener('click', () => els.sidebar.classList.toggle('open'));
 
 // ---- dialogs -----------------------------------------------------------------------------
