@@ -106,8 +106,9 @@ export function createOutbox(opts: OutboxOptions): Outbox {
   const { pool, db, hooks, users, access, posting, log, procId } = opts;
   const now = opts.now ?? Date.now;
   const t = () => r.db(db).table(OUTBOX);
-  // The lease outlasts a delivery's deadline and the reply's post.
-  const leaseMs = opts.timeoutMs + 10_000;
+  // The lease outlasts a delivery's deadline and the reply's post; a process that dies holding
+  // it delays its delivery by this much.
+  const leaseMs = 2 * opts.timeoutMs + 5000;
   const inFlight = new Set<string>();
   let stopped = true;
   let poller: NodeJS.Timeout | undefined;

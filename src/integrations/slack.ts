@@ -9,11 +9,12 @@ const MAX_ATTACHMENTS = 20;
 const MAX_FIELDS = 20;
 const MAX_TEXT = 4000;
 
+/** A string (or a number, as Slack takes one), made clean text and cut to `max`. */
 const str = (max: number) =>
   z
-    .unknown()
-    .transform((v) => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined))
-    .transform((s) => (s === undefined ? undefined : cleanText(s).slice(0, max)));
+    .union([z.string(), z.number()])
+    .nullish()
+    .transform((v) => (v === undefined || v === null ? undefined : cleanText(String(v)).slice(0, max)));
 
 /** Well-formed text without control characters (but newlines and tabs). */
 export function cleanText(s: string): string {
@@ -43,7 +44,7 @@ export function safeLink(u: string | undefined): string | undefined {
   }
 }
 
-const field = z.object({ title: str(300), value: str(2000), short: z.unknown().transform((v) => v === true || v === 'true') });
+const field = z.object({ title: str(300), value: str(2000), short: z.union([z.boolean(), z.string()]).nullish().transform((v) => v === true || v === 'true') });
 
 const attachment = z.object({
   fallback: str(MAX_TEXT),
@@ -52,7 +53,7 @@ const attachment = z.object({
   title_link: str(2000),
   text: str(MAX_TEXT),
   color: str(32),
-  fields: z.array(field).max(MAX_FIELDS).optional(),
+  fields: z.array(field).max(MAX_FIELDS).nullish(),
 });
 
 /** An incoming webhook's payload (Slack's fields; others are ignored, as Slack does). */
@@ -62,7 +63,7 @@ export const incomingPayload = z.object({
   icon_url: str(2000),
   icon_emoji: str(64),
   channel: str(200),
-  attachments: z.array(attachment).max(MAX_ATTACHMENTS).optional(),
+  attachments: z.array(attachment).max(MAX_ATTACHMENTS).nullish(),
 });
 export type IncomingPayload = z.output<typeof incomingPayload>;
 
