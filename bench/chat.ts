@@ -12,6 +12,9 @@
 //                    [--team [--team-users 10000] [--team-rooms 200] [--team-per-user 20] [--team-rate 100]
 //                     [--team-duration 20] [--team-warmup 3] [--team-workers 4] [--team-connect-rate 50]]
 //                    [--conversations [--conversations-deep 1000000] [--conversations-sockets 1000]]
+//                    [--search [--search-messages 1000000] [--search-rooms 20] [--search-samples 30]]
+// --search: a phase of its own (bench/lib/search.ts): search p50/p99 for a common word, a rare
+// word, a prefix and a phrase at a tenth of the messages and at all; the write cost of the terms.
 // --conversations: a phase of its own (bench/lib/conversations.ts): history pages at depth,
 // edits, deletions and reactions reaching 1,000 sockets, presence writes, catch-up.
 // --logins: a phase of its own: log-ins per second on one process, and the chat latency
@@ -35,6 +38,7 @@ import { chooseDb, cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDy
 import { loginPhase } from './lib/logins.js';
 import { printTeam, teamPhase } from './lib/team.js';
 import { conversationsPhase, printConversations } from './lib/conversations.js';
+import { printSearch, searchPhase } from './lib/search.js';
 import { plotSvg, type PlotSeries } from './lib/plot.js';
 import { roundSummary, Samples, summarize, table, Timeline, type Summary } from './lib/stats.js';
 
@@ -72,6 +76,10 @@ const { values: flags } = parseArgs({
     conversations: { type: 'boolean', default: false },
     'conversations-deep': { type: 'string' },
     'conversations-sockets': { type: 'string' },
+    search: { type: 'boolean', default: false },
+    'search-messages': { type: 'string' },
+    'search-rooms': { type: 'string' },
+    'search-samples': { type: 'string' },
   },
 });
 
@@ -164,7 +172,17 @@ async function main(): Promise<void> {
       result.conversations = c;
       printConversations(c);
     }
-    // The other phases' app processes (none when only --team or --conversations runs).
+    if (flags.search) {
+      const s = await searchPhase(db, {
+        messages: num('search-messages', flags['search-messages'], quick ? 100_000 : 1_000_000, 1000),
+        rooms: num('search-rooms', flags['search-rooms'], 20),
+        samples: num('search-samples', flags['search-samples'], 30),
+        writes: Math.min(20_000, Math.max(2000, Math.floor(num('search-messages', flags['search-messages'], quick ? 100_000 : 1_000_000, 1000) / 5))),
+      });
+      result.search = s;
+      printSearch(s);
+    }
+    // The other phases' app processes (none when only --team, --conversations or --search runs).
     const needDynos = !flags['no-load'] || !flags['no-join'] || flags.logins !== undefined;
     if (needDynos) log(`database ${result.database}; starting ${DYNOS} app process(es)`);
     for (let i = 0; needDynos && i < DYNOS; i++) dynos.push(await spawnDyno(`web.${i + 1}`, db.url, env, { nodeArgs, echoStderr: true }));

@@ -7,6 +7,8 @@ import type { WireMessage } from '../src/chat/wire.js';
 import { createMessageStore } from '../src/db/messages.js';
 import { openPool } from '../src/db/pool.js';
 import { parseQuery } from '../src/search/query.js';
+import { reindexSearch } from '../src/search/reindex.js';
+import { r } from 'rethinkdb-ts';
 import { searchFields } from '../src/search/text.js';
 import { Agent } from './fixtures/http.js';
 import { startApp, startDb, testLog } from './fixtures/chat.js';
@@ -158,6 +160,22 @@ t.test('pages by cursor, newest first, none twice', async (t) => {
     if (!cursor) break;
   }
   t.same(seen, posted.reverse());
+});
+
+t.test('messages stored before search get their terms from reindex-search', async (t) => {
+  const pool = openPool(db.address, { log: testLog() });
+  t.teardown(() => pool.close());
+  await pool.waitHealthy(10_000);
+  const table = r.db(db.dbName).table('messages');
+  const old = { id: randomUUID(), room: general, body: 'an archaic wombat from 2015', author: { name: 'legacy' }, sent: new Date(Date.now() - 86_400_000) };
+  const gone = { id: randomUUID(), room: general, body: '', author: { name: 'legacy' }, sent: new Date(Date.now() - 86_400_000), deleted: true };
+  await pool.run(table.insert([old, gone]));
+  t.same(await ids('wombat'), [], 'not found before');
+  const first = await reindexSearch(pool, db.dbName);
+  t.ok(first.indexed >= 1 && first.seen > first.indexed, `indexed ${first.indexed} of ${first.seen}`);
+  t.same(await ids('wombat'), [old.id]);
+  t.same(await ids('archaic in:general'), [old.id]);
+  t.equal((await reindexSearch(pool, db.dbName)).indexed, 0, 'run again: nothing to do');
 });
 
 t.test('a bad query is a clear 400', async (t) => {

@@ -16,6 +16,7 @@
 //   create-webhook ROOM [--bot NAME] [--rate N] [--url URL [--trigger W1,W2]]   prints its URL (or
 //                                    an outgoing hook's signing secret and token)
 //   allow-private-hook-targets on|off
+//   reindex-search                   search terms for messages stored before search existed
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -30,6 +31,7 @@ import { ensureSchema } from '../db/schema.js';
 import { roomName as roomNameSchema } from '../rooms/schema.js';
 import { createRoomStore, type RoomStore } from '../rooms/store.js';
 import { appDatabase } from './database.js';
+import { reindexSearch } from '../search/reindex.js';
 import { createHooks, HookInputError, hookUrl, newHook } from '../integrations/hooks.js';
 import { createTokens, newToken, scopesArg } from '../integrations/tokens.js';
 
@@ -49,7 +51,8 @@ const USAGE = `usage: npm run admin -- COMMAND
   create-token USERNAME --scopes read,post[,manage] [--name NAME]     prints the token (shown only now)
   create-webhook ROOM [--bot NAME] [--rate PER_MINUTE]                 an incoming hook: prints its URL
   create-webhook ROOM --url URL [--trigger W1,W2] [--bot NAME]         an outgoing hook: prints its secrets
-  allow-private-hook-targets on|off          may outgoing hooks call private and loopback addresses`;
+  allow-private-hook-targets on|off          may outgoing hooks call private and loopback addresses
+  reindex-search                             search terms for messages stored before search (run once after upgrading)`;
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('password (then Enter, then Ctrl-D): ');
@@ -208,6 +211,10 @@ async function main(argv: string[]): Promise<string> {
         const on = check(z.enum(['on', 'off']), args[0], 'on or off');
         await store.updateSettings({ allowPrivateHookTargets: on === 'on' });
         return `outgoing webhooks ${on === 'on' ? 'may' : 'may not'} call private and loopback addresses`;
+      }
+      case 'reindex-search': {
+        const done = await reindexSearch(pool, target.db, (n) => process.stderr.write(`${n} messages looked at\n`));
+        return `gave search terms to ${done.indexed} of ${done.seen} messages (the others had them, or are deleted or system messages)`;
       }
       case 'list-users': {
         const users = await store.listUsers();
