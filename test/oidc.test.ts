@@ -14,6 +14,8 @@ import { Agent } from './fixtures/http.js';
 import { CLIENT_ID, CLIENT_SECRET, providerLogin, startProvider } from './fixtures/oidc.js';
 
 const executablePath = findChromium();
+// Each sign-in runs the provider's pages in Chromium; on a busy machine the file takes minutes.
+t.setTimeout(300_000);
 
 if (!executablePath) {
   t.skip('single sign-on in a browser, because no Chromium was found (apt-get install chromium)', () => {});
