@@ -22,6 +22,8 @@ import { peopleApi } from './http/people.js';
 import { statusApi } from './http/status.js';
 import { searchApi } from './http/search.js';
 import { createSearch } from './search/service.js';
+import { createApiDoc } from './http/endpoints.js';
+import { docsApi } from './http/docs.js';
 import { metricsEndpoint } from './http/metrics.js';
 import { createLogger } from './ops/log.js';
 import { createMetrics } from './ops/metrics.js';
@@ -34,7 +36,6 @@ import { createOutbox } from './integrations/outbox.js';
 import { createTokens } from './integrations/tokens.js';
 import { hooksApi, incomingHooks } from './http/hooks.js';
 import { tokensApi } from './http/tokens.js';
-import { createApiDoc } from './http/endpoints.js';
 import { migrateLegacyRooms } from './rooms/legacy.js';
 import { createRoomStore } from './rooms/store.js';
 import { createRoomFeeds, type RoomFeeds } from './realtime/room-feeds.js';
@@ -133,21 +134,22 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       schemaReady = true;
 
       const csrfSecret = await accountStore.secret('csrf');
+      // Every endpoint declared below is also described in the API's OpenAPI document.
+      const doc = createApiDoc();
       sso?.start();
       const ssoPages = sso && oidcRoutes({ sso, accounts, store: accountStore, secret: await accountStore.secret('oidc-tx'), sessionDays: config.sessionDays, csrfToken: (req, res) => auth.csrfToken(req, res), log });
-      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter, metrics, bearer: (token) => tokens.resolve(token), localLogin: config.localLogin, sso: ssoPages && config.oidc && { button: config.oidc.button, endSession: ssoPages.endSession } });
+      const auth = authRoutes({ accounts, store: accountStore, csrfSecret, sessionDays: config.sessionDays, limits: config.authLimits, limiter: limits.limiter, metrics, bearer: (token) => tokens.resolve(token), localLogin: config.localLogin, doc, sso: ssoPages && config.oidc && { button: config.oidc.button, endSession: ssoPages.endSession } });
       // Primus puts itself ahead of the app's handler, so the server is made with it first.
       let library = '';
-      const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, posting, historyLimit: config.historyLimit });
-      const people = peopleApi({ accounts, users: accountStore, rooms: roomStore });
-      // The API's document is served once its wiring lands; the routes declare themselves in it.
-      const apiDoc = createApiDoc();
-      const hooksHttp = { hooks, outbox, access, rooms: roomStore, users: accountStore, posting, limiter: limits.limiter, perMinute: config.hooks.incomingPerMinute, publicUrl: config.hooks.publicUrl, log, doc: apiDoc };
-      const integrations = [hooksApi(hooksHttp), tokensApi({ tokens, hooks, users: accountStore, doc: apiDoc })];
+      const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, posting, historyLimit: config.historyLimit, doc });
+      const people = peopleApi({ accounts, users: accountStore, rooms: roomStore, doc });
+      const hooksHttp = { hooks, outbox, access, rooms: roomStore, users: accountStore, posting, limiter: limits.limiter, perMinute: config.hooks.incomingPerMinute, publicUrl: config.hooks.publicUrl, log, doc };
+      const integrations = [hooksApi(hooksHttp), tokensApi({ tokens, hooks, users: accountStore, doc })];
+      const docs = docsApi({ doc });
       const status = statusApi({ read: () => readStatus(pool, config.dbName) });
       const filesRoutes = filesApi({ access, files, messages: store, posting, users: accountStore, maxBytes: config.files.maxBytes, log });
-      const search = searchApi({ search: createSearch({ pool, db: config.dbName, access, users: accountStore }) });
-      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, files: filesRoutes, search, integrations, incomingHooks: incomingHooks(hooksHttp), access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, sso: ssoPages?.routes, formActions: config.oidc ? [new URL(config.oidc.issuer).origin] : [], metrics: config.metrics.port === undefined ? scrape : undefined }));
+      const search = searchApi({ search: createSearch({ pool, db: config.dbName, access, users: accountStore }), doc });
+      server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, files: filesRoutes, search, docs, integrations, incomingHooks: incomingHooks(hooksHttp), access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, sso: ssoPages?.routes, formActions: config.oidc ? [new URL(config.oidc.issuer).origin] : [], metrics: config.metrics.port === undefined ? scrape : undefined }));
       presence = createPresence({ pool, db: config.dbName, log, procId: heartbeat.id });
       const signals = (deliver: Parameters<typeof createSignals>[0]['deliver']) => createSignals({ pool, db: config.dbName, log, deliver });
       const rt = attachRealtime(server, { feeds, store, log, rateLimit: config.rateLimit, reorderWindowMs: config.reorderWindowMs, sendRetryMs: config.sendRetryMs, accounts, access, rooms: roomStore, posting, users: accountStore, presence, signals });
@@ -182,9 +184,9 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       stopping = true;
       await heartbeat.stop();
       await outbox.stop();
+      sso?.stop();
       if (realtime && server) {
         const s = server;
-      sso?.stop();
         // Sockets and in-flight requests get a moment to finish; then they are cut.
         const cut = setTimeout(() => s.closeAllConnections(), 3000);
         await realtime.close();

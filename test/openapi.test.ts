@@ -44,7 +44,7 @@ t.test('the document, with what integrations need', async (t) => {
   for (const needed of [
     'GET /api/rooms', 'POST /api/rooms', 'GET /api/rooms/{id}/members', 'POST /api/rooms/{id}/members', 'DELETE /api/rooms/{id}/members/{userId}',
     'POST /api/rooms/{id}/messages', 'GET /api/rooms/{id}/messages', 'PATCH /api/rooms/{id}/messages/{messageId}', 'DELETE /api/rooms/{id}/messages/{messageId}',
-    'GET /api/users', 'GET /api/users/lookup',
+    'GET /api/users', 'GET /api/users/lookup', 'POST /api/auth/login', 'GET /api/me',
   ]) t.ok(has.has(needed), needed);
 });
 
@@ -110,13 +110,17 @@ t.test("each operation's documented token scope is the one enforced", async (t) 
   for (const { method, path, op } of operations) {
     const scope = (op as Operation & { 'x-scope'?: string })['x-scope'];
     if (op.security && op.security.length === 0) continue;
-    t.ok(scope === 'read' || scope === 'post' || scope === 'manage', `${method} ${path} names its scope`);
+    t.ok(scope === 'read' || scope === 'post' || scope === 'manage' || scope === 'session-only', `${method} ${path} names its scope`);
     if (method === 'get') t.not(scope, 'post', 'a GET never needs post (admins\' reads need manage)');
     // A token that may only read is refused anything more before the request is looked at.
     const r = await new Agent(app.url).request(method.toUpperCase(), urlOf(path), { json: method === 'get' ? undefined : {}, headers: bearer });
-    if (scope === 'read') t.not(r.json<{ error?: { code: string } }>().error?.code, 'insufficient_scope', `${method} ${path}: read is enough`);
+    if (scope === 'session-only') t.match(r.json(), { error: { code: 'session_only' } }, `${method} ${path}: never with a token`);
+    else if (scope === 'read') t.not(r.json<{ error?: { code: string } }>().error?.code, 'insufficient_scope', `${method} ${path}: read is enough`);
     else t.match(r.json(), { error: { code: 'insufficient_scope' } }, `${method} ${path}: ${scope} is needed`);
     checked++;
   }
   t.ok(checked >= 20, `${checked} operations checked`);
+  const out = await new Agent(app.url).request('POST', '/api/auth/logout-everywhere', { headers: bearer });
+  t.match(out.json(), { error: { code: 'session_only' } }, 'a token cannot log its user out everywhere');
+  t.equal((await owner.get('/api/me')).status, 200, 'and the session lives on');
 });

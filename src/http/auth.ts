@@ -12,6 +12,7 @@ import { AccountError, hashToken, type Accounts } from '../accounts/service.js';
 import { login as loginSchema, passwordChange, registration, type User } from '../accounts/schema.js';
 import type { AccountStore } from '../accounts/store.js';
 import { describeIssues } from './api.js';
+import type { ApiDoc } from './endpoints.js';
 import { noMetrics, type Metrics } from '../ops/metrics.js';
 
 export const SESSION_COOKIE = 'sid';
@@ -43,6 +44,8 @@ export interface AuthOptions {
   sso?: { button: string; endSession(req: Request, sessionId: string): Promise<string | undefined> };
   /** an API token's user and scopes (src/integrations/tokens.ts) */
   bearer?: (token: string) => Promise<{ user: User; scopes: readonly string[] } | undefined>;
+  /** the API's document: the /api/auth endpoints are entered in it */
+  doc?: ApiDoc;
 }
 
 /** Who is asking, from the session cookie, or from an API token (then `scopes` says what it
@@ -231,7 +234,16 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
     }
   };
 
+  /** Account actions belong to a person at a browser: an API token (of any scope) may not log
+   *  its user out everywhere or change their password. True when refused. */
+  const tokenRefused = (req: Request, res: Response): boolean => {
+    if (!res.locals.viewer?.scopes) return false;
+    fail(req, res, 403, 'session_only', 'an API token cannot do this: sign in', 'login');
+    return true;
+  };
+
   const logout = (everywhere: boolean) => async (req: Request, res: Response) => {
+    if (tokenRefused(req, res)) return;
     const viewer = res.locals.viewer;
     let next: string | undefined;
     if (viewer) {
@@ -247,6 +259,7 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
   const changePassword = async (req: Request, res: Response) => {
     const viewer = res.locals.viewer;
     if (!viewer) return fail(req, res, 401, 'unauthenticated', 'log in first', 'login');
+    if (tokenRefused(req, res)) return;
     const parsed = passwordChange.safeParse(req.body);
     if (!parsed.success) {
       const message = describeIssues(parsed.error);
@@ -284,6 +297,19 @@ export function authRoutes(opts: AuthOptions): { before: express.Router; routes:
   routes.post('/api/auth/logout', wrap(logout(false)));
   routes.post('/api/auth/logout-everywhere', wrap(logout(true)));
   routes.post('/api/auth/password', wrap(changePassword));
+
+  // The same schemas the handlers above parse with, in the API's document.
+  const doc = opts.doc;
+  if (doc) {
+    const tag = 'account';
+    doc.add({ method: 'get', path: '/api/auth/csrf', tag, needs: 'none', summary: 'A CSRF token: send it as x-csrf-token with every state-changing request made with the session cookie' });
+    doc.add({ method: 'get', path: '/api/me', tag, needs: 'user', summary: 'Who you are signed in as' });
+    doc.add({ method: 'post', path: '/api/auth/signup', tag, needs: 'none', summary: 'Make an account (and sign in)', body: registration, status: 201 });
+    doc.add({ method: 'post', path: '/api/auth/login', tag, needs: 'none', summary: 'Sign in with a username or e-mail and a password (sets the session cookie)', body: loginSchema });
+    doc.add({ method: 'post', path: '/api/auth/logout', tag, needs: 'none', summary: 'End this session', status: 204 });
+    doc.add({ method: 'post', path: '/api/auth/logout-everywhere', tag, needs: 'none', summary: 'End every session of yours', status: 204 });
+    doc.add({ method: 'post', path: '/api/auth/password', tag, needs: 'user', sessionOnly: true, summary: 'Change your password (your other sessions end)', body: passwordChange, status: 204 });
+  }
 
   return { before, routes, csrfToken: (req, res) => generateCsrfToken(req, res) };
 }

@@ -44,7 +44,8 @@ export interface Call<B, Q> {
 }
 
 export interface ApiDoc {
-  add(entry: { method: Method; path: string; summary: string; tag: string; needs: 'user' | 'admin' | 'none'; body?: z.ZodType; query?: z.ZodType; status?: number; description?: string }): void;
+  /** `sessionOnly`: an account action that an API token may never do (its x-scope is session-only) */
+  add(entry: { method: Method; path: string; summary: string; tag: string; needs: 'user' | 'admin' | 'none'; body?: z.ZodType; query?: z.ZodType; status?: number; description?: string; sessionOnly?: boolean }): void;
   /** every endpoint declared so far, as `METHOD /path` (Express style) */
   list(): string[];
   document(info: { version: string; title: string }): ReturnType<OpenApiGeneratorV3['generateDocument']>;
@@ -72,10 +73,10 @@ export function createApiDoc(): ApiDoc {
         path: toOpenApiPath(e.path),
         summary: e.summary,
         // Bearer schemes carry no scopes in OpenAPI 3: the token's scope is said here, and in x-scope.
-        description: [e.description, e.needs === 'none' ? undefined : `An API token needs the \`${scopeFor(e.method.toUpperCase(), e.needs, e.path)}\` scope.`].filter(Boolean).join('\n\n'),
-        ...(e.needs === 'none' ? {} : { 'x-scope': scopeFor(e.method.toUpperCase(), e.needs, e.path) }),
+        description: [e.description, e.needs === 'none' ? undefined : e.sessionOnly ? 'Only with a session: an API token is refused (403 session_only).' : `An API token needs the \`${scopeFor(e.method.toUpperCase(), e.needs, e.path)}\` scope.`].filter(Boolean).join('\n\n'),
+        ...(e.needs === 'none' ? {} : { 'x-scope': e.sessionOnly ? 'session-only' : scopeFor(e.method.toUpperCase(), e.needs, e.path) }),
         tags: [e.tag],
-        security: e.needs === 'none' ? [] : [{ bearer: [] }, { session: [] }],
+        security: e.needs === 'none' ? [] : e.sessionOnly ? [{ session: [] }] : [{ bearer: [] }, { session: [] }],
         request: {
           ...(params ? { params } : {}),
           ...(query ? { query } : {}),
