@@ -12,6 +12,9 @@
 //                    [--team [--team-users 10000] [--team-rooms 200] [--team-per-user 20] [--team-rate 100]
 //                     [--team-duration 20] [--team-warmup 3] [--team-workers 4] [--team-connect-rate 50]]
 //                    [--conversations [--conversations-deep 1000000] [--conversations-sockets 1000]]
+//                    [--files [--files-mib 100] [--files-photos 5]]
+// --files: a phase of its own (bench/lib/files.ts): upload and download of a 100 MiB file (in
+// the database, then in UPLOAD_DIR) with the app's peak memory; a 12-megapixel thumbnail.
 //                    [--search [--search-messages 1000000] [--search-rooms 20] [--search-samples 30]]
 // --search: a phase of its own (bench/lib/search.ts): search p50/p99 for a common word, a rare
 // word, a prefix and a phrase at a tenth of the messages and at all; the write cost of the terms.
@@ -38,6 +41,7 @@ import { chooseDb, cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDy
 import { loginPhase } from './lib/logins.js';
 import { printTeam, teamPhase } from './lib/team.js';
 import { conversationsPhase, printConversations } from './lib/conversations.js';
+import { filesPhase, printFiles } from './lib/files.js';
 import { printSearch, searchPhase } from './lib/search.js';
 import { plotSvg, type PlotSeries } from './lib/plot.js';
 import { roundSummary, Samples, summarize, table, Timeline, type Summary } from './lib/stats.js';
@@ -76,6 +80,9 @@ const { values: flags } = parseArgs({
     conversations: { type: 'boolean', default: false },
     'conversations-deep': { type: 'string' },
     'conversations-sockets': { type: 'string' },
+    files: { type: 'boolean', default: false },
+    'files-mib': { type: 'string' },
+    'files-photos': { type: 'string' },
     search: { type: 'boolean', default: false },
     'search-messages': { type: 'string' },
     'search-rooms': { type: 'string' },
@@ -171,6 +178,11 @@ async function main(): Promise<void> {
       });
       result.conversations = c;
       printConversations(c);
+    }
+    if (flags.files) {
+      const f = await filesPhase(db, { mib: num('files-mib', flags['files-mib'], quick ? 20 : 100), photos: num('files-photos', flags['files-photos'], quick ? 2 : 5) });
+      result.files = f;
+      printFiles(f);
     }
     if (flags.search) {
       const s = await searchPhase(db, {
