@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { toWire } from '../chat/protocol.js';
 import { MAX_QUERY, parseQuery, QueryError } from '../search/query.js';
 import type { Search } from '../search/service.js';
-import { apiRoute, ApiError, invalid } from './api.js';
+import { ApiError } from './api.js';
+import { endpoints, type ApiDoc } from './endpoints.js';
 
 const searchQuery = z.object({
   q: z.string().trim().min(1, 'type something to search for').max(MAX_QUERY, `at most ${MAX_QUERY} characters`),
@@ -14,14 +15,20 @@ const searchQuery = z.object({
   limit: z.coerce.number().int().min(1).max(50).default(20),
 });
 
-export function searchApi(opts: { search: Search }): express.Router {
+export function searchApi(opts: { search: Search; doc: ApiDoc }): express.Router {
   const router = express.Router();
-  router.get('/api/search', apiRoute('user', async (req, _res, me) => {
-    const parsed = searchQuery.safeParse(req.query);
-    if (!parsed.success) throw invalid(parsed.error);
+  const define = endpoints(router, opts.doc);
+  define({
+    method: 'get',
+    path: '/api/search',
+    tag: 'search',
+    summary: 'Messages the viewer may read that match, newest first',
+    description: 'q: words (each also a prefix), "quoted phrases", in:ROOM, from:USERNAME, before:/after:YYYY-MM-DD, has:file, has:link, is:thread. A bad query is 400 bad_query; `cursor` is the last page\'s.',
+    query: searchQuery,
+  }, async ({ me, query: params }) => {
     try {
-      const query = parseQuery(parsed.data.q);
-      const page = await opts.search.search({ user: me }, query, { cursor: parsed.data.cursor, limit: parsed.data.limit });
+      const query = parseQuery(params.q);
+      const page = await opts.search.search({ user: me }, query, { cursor: params.cursor, limit: params.limit });
       return {
         results: page.hits.map((h) => ({ message: toWire(h.message, 2), room: { id: h.room.id, kind: h.room.kind, name: h.room.name }, highlights: h.highlights })),
         cursor: page.cursor ?? null,
@@ -30,6 +37,6 @@ export function searchApi(opts: { search: Search }): express.Router {
       if (e instanceof QueryError) throw new ApiError(400, 'bad_query', e.message);
       throw e;
     }
-  }));
+  });
   return router;
 }
