@@ -109,6 +109,14 @@ if (!executablePath) {
     await ssoSignIn(page, 'kc-alice');
     t.equal((await me(page)).user?.id, user?.id, 'signed in to the same account');
     await context.close();
+
+    // The link is the subject, not the address: a new address at the provider, same account.
+    idp.accounts.set('kc-alice', { ...idp.accounts.get('kc-alice'), email: 'alice.new@example.test' });
+    const later = await person('alice');
+    await ssoSignIn(later.page, 'kc-alice');
+    t.equal((await me(later.page)).user?.id, user?.id, 'a changed address at the provider: the same account');
+    idp.accounts.set('kc-alice', { ...idp.accounts.get('kc-alice'), email: 'alice@example.test' });
+    await later.context.close();
   });
 
   t.test('an existing member is linked by an e-mail address the provider verified', async (t) => {
