@@ -1,7 +1,7 @@
 // The query engine: parses a START query, evaluates it, and turns the value into an atom or a
 // cursor. The terms it knows are the table built by registry.ts.
 import type { Cursor, Datum, Engine, QueryContext, QueryResult } from './api.js';
-import { isBound, isObject } from './datum.js';
+import { isBound, isObject, type DatumObject } from './datum.js';
 import { compileError, internalError, logicError, ReqlError } from './errors.js';
 import { Ctx, toDatum, valTypeName, type EngineState, type GlobalOpts } from './eval.js';
 import { FeedHub, openFeed } from './feeds.js';
@@ -53,14 +53,25 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
     const term = parseTerm(def.fn, signatures);
     const ctx = new Ctx(indexState, { db: 'test', arrayLimit: 100_000, changefeedQueueSize: 100_000 });
     const native = compileNative(term);
-    const f = native ? undefined : ctx.ev(term);
-    return (row) => {
-      let v: Datum;
+    let f: Val | undefined = native ? undefined : ctx.ev(term); // a bad function fails here, at once
+    const interpret = (row: DatumObject): Datum | undefined => {
       try {
-        v = native ? native(row) : ctx.callDatum(f as Val, [row]);
+        f ??= ctx.ev(term);
+        return ctx.callDatum(f, [row]);
       } catch {
-        return [];
+        return undefined;
       }
+    };
+    return (row) => {
+      let v: Datum | undefined;
+      if (native) {
+        const n = native(row);
+        if (n === MISSING || n === FAILED) return [];
+        v = n === INTERPRET ? interpret(row) : n;
+      } else {
+        v = interpret(row);
+      }
+      if (v === undefined) return [];
       // Rows whose index value is null, minval or maxval are not in the index.
       if (v === null || isBound(v)) return [];
       if (def.multi && Array.isArray(v)) {
@@ -205,40 +216,184 @@ function writes(t: Term): boolean {
   return t.args.some(writes) || Object.values(t.optargs).some(writes);
 }
 
+/** What a natively compiled index function yields for "this row is not in the index". */
+const MISSING: unique symbol = Symbol('missing field'); // a non-existence error (default() catches it)
+const FAILED: unique symbol = Symbol('failed'); // any other error
+const INTERPRET: unique symbol = Symbol('interpret'); // a case left to the interpreter (this row only)
+type Native = Datum | typeof MISSING | typeof FAILED | typeof INTERPRET;
+type NativeFn = (env: ReadonlyMap<number, Datum>) => Native;
+const bad = (v: Native): v is typeof MISSING | typeof FAILED | typeof INTERPRET => v === MISSING || v === FAILED || v === INTERPRET;
+const truthy = (v: Datum) => v !== false && v !== null;
+
 /**
  * Index functions are evaluated for every row on every write and on restart. The common
- * shapes — a field, or an array of fields (compound index) — compile to plain JS; anything
- * else runs through the interpreter. A thrown error means "not in the index", as there.
+ * shapes compile to plain JS: fields, arrays of them (compound indexes), default(), branch(),
+ * hasFields(), and/or/not, string and number add(), and map() over an array (multi indexes).
+ * Anything else runs through the interpreter. An error means "not in the index", as there;
+ * here it is a sentinel value rather than a thrown error, which costs a stack trace per row.
  */
-function compileNative(fn: Term): ((row: Datum) => Datum) | undefined {
+function compileNative(fn: Term): ((row: Datum) => Native) | undefined {
+  const top = compileFunc(fn);
+  return top && ((row) => top([row]));
+}
+
+/** A one-parameter FUNC compiled to (args) => value, with its parameter bound in env. */
+function compileFunc(fn: Term): ((args: Datum[], env?: ReadonlyMap<number, Datum>) => Native) | undefined {
   if (fn.type !== T.FUNC) return undefined;
   const params = fn.args[0];
   const ids = params.type === T.MAKE_ARRAY ? params.args.map((a) => a.datum) : params.datum;
-  if (!Array.isArray(ids) || ids.length !== 1) return undefined;
+  if (!Array.isArray(ids) || ids.length !== 1 || typeof ids[0] !== 'number') return undefined;
   const param = ids[0];
-  const compile = (t: Term): ((row: Datum) => Datum) | undefined => {
-    if (t.type === T.DATUM) {
+  const body = compileBody(fn.args[1]);
+  if (!body) return undefined;
+  // One scope per compiled function, reused: evaluation is synchronous, so a nested call
+  // (map's function) only has to put back what it shadowed.
+  const scope = new Map<number, Datum>();
+  return (args, env) => {
+    if (env && env !== scope) for (const [k, v] of env) scope.set(k, v);
+    const had = scope.has(param);
+    const prev = scope.get(param);
+    scope.set(param, args[0]);
+    try {
+      return body(scope);
+    } finally {
+      if (had) scope.set(param, prev!);
+      else scope.delete(param);
+    }
+  };
+}
+
+function compileBody(t: Term): NativeFn | undefined {
+  if (Object.keys(t.optargs).length > 0) return undefined;
+  const parts = (): NativeFn[] | undefined => {
+    const out = t.args.map(compileBody);
+    return out.some((p) => !p) ? undefined : (out as NativeFn[]);
+  };
+  switch (t.type) {
+    case T.DATUM: {
       const d = t.datum as Datum;
+      if (d !== null && typeof d === 'object') return undefined; // objects may be pseudo-types
       return () => d;
     }
-    if (t.type === T.VAR && t.args[0]?.datum === param) return (row) => row;
-    if ((t.type === T.GET_FIELD || t.type === T.BRACKET) && t.args[1]?.type === T.DATUM && typeof t.args[1].datum === 'string') {
-      const inner = compile(t.args[0]);
+    case T.VAR: {
+      const id = t.args[0]?.datum;
+      if (typeof id !== 'number') return undefined;
+      return (env) => (env.has(id) ? env.get(id)! : INTERPRET);
+    }
+    case T.GET_FIELD:
+    case T.BRACKET: {
+      if (t.args[1]?.type !== T.DATUM || typeof t.args[1].datum !== 'string') return undefined;
+      const inner = compileBody(t.args[0]);
       const field = t.args[1].datum;
       if (!inner) return undefined;
-      return (row) => {
-        const o = inner(row);
-        const v = isObject(o) ? o[field] : undefined;
-        if (v === undefined) throw new Error('missing field');
-        return v;
+      return (env) => {
+        const o = inner(env);
+        if (bad(o)) return o;
+        if (!isObject(o)) return INTERPRET; // e.g. a field of each element of an array
+        const v = o[field];
+        return v === undefined ? MISSING : v;
       };
     }
-    if (t.type === T.MAKE_ARRAY && Object.keys(t.optargs).length === 0) {
-      const parts = t.args.map(compile);
-      if (parts.some((p) => !p)) return undefined;
-      return (row) => parts.map((p) => p!(row));
+    case T.MAKE_ARRAY: {
+      const ps = parts();
+      if (!ps) return undefined;
+      return (env) => {
+        const out: Datum[] = [];
+        for (const p of ps) {
+          const v = p(env);
+          if (bad(v)) return v;
+          out.push(v);
+        }
+        return out;
+      };
     }
-    return undefined;
-  };
-  return compile(fn.args[1]);
+    case T.DEFAULT: {
+      const ps = parts();
+      if (!ps || ps.length !== 2 || t.args[1].type === T.FUNC) return undefined;
+      const [value, fallback] = ps;
+      return (env) => {
+        const v = value(env);
+        return v === MISSING || v === null ? fallback(env) : v;
+      };
+    }
+    case T.BRANCH: {
+      const ps = parts();
+      if (!ps || ps.length !== 3) return undefined;
+      const [cond, yes, no] = ps;
+      return (env) => {
+        const c = cond(env);
+        if (bad(c)) return c;
+        return truthy(c) ? yes(env) : no(env);
+      };
+    }
+    case T.HAS_FIELDS: {
+      const names = t.args.slice(1).map((a) => (a.type === T.DATUM && typeof a.datum === 'string' ? a.datum : undefined));
+      const src = compileBody(t.args[0]);
+      if (!src || names.length === 0 || names.some((n) => n === undefined)) return undefined;
+      return (env) => {
+        const o = src(env);
+        if (bad(o)) return o;
+        if (!isObject(o)) return INTERPRET;
+        return names.every((n) => o[n!] !== undefined && o[n!] !== null);
+      };
+    }
+    case T.AND:
+    case T.OR: {
+      const ps = parts();
+      if (!ps) return undefined;
+      const and = t.type === T.AND;
+      return (env) => {
+        let last: Native = and;
+        for (const p of ps) {
+          last = p(env);
+          if (bad(last)) return last;
+          if (truthy(last) !== and) return last;
+        }
+        return last;
+      };
+    }
+    case T.NOT: {
+      const ps = parts();
+      if (!ps || ps.length !== 1) return undefined;
+      return (env) => {
+        const v = ps[0](env);
+        return bad(v) ? v : !truthy(v);
+      };
+    }
+    case T.ADD: {
+      const ps = parts();
+      if (!ps || ps.length < 1) return undefined;
+      return (env) => {
+        const vals: Datum[] = [];
+        for (const p of ps) {
+          const v = p(env);
+          if (bad(v)) return v;
+          vals.push(v);
+        }
+        if (vals.every((v) => typeof v === 'string')) return vals.join('');
+        if (vals.every((v) => typeof v === 'number')) return vals.reduce((a, b) => (a as number) + (b as number), 0);
+        return INTERPRET; // arrays, times, errors: the interpreter's rules
+      };
+    }
+    case T.MAP: {
+      if (t.args.length !== 2) return undefined;
+      const src = compileBody(t.args[0]);
+      const f = compileFunc(t.args[1]);
+      if (!src || !f) return undefined;
+      return (env) => {
+        const a = src(env);
+        if (bad(a)) return a;
+        if (!Array.isArray(a)) return INTERPRET;
+        const out: Datum[] = [];
+        for (const x of a) {
+          const v = f([x], env);
+          if (bad(v)) return v;
+          out.push(v);
+        }
+        return out;
+      };
+    }
+    default:
+      return undefined;
+  }
 }
