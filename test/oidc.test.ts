@@ -59,6 +59,7 @@ if (!executablePath) {
   idp.accounts.set('kc-adam', { email: 'adam@example.test', email_verified: true, preferred_username: 'adam', roles: access });
   idp.accounts.set('kc-nora', { email: 'nora@example.test', email_verified: true, preferred_username: 'nora', roles: ['another-app'] });
   idp.accounts.set('kc-bob', { email: 'bob@example.test', email_verified: true, preferred_username: 'mona', roles: ['chat-user', 'chat-admin'] });
+  idp.accounts.set('kc-sneaky', { email: 'mona', email_verified: true, preferred_username: 'Renée Ü', roles: access });
   idp.accounts.set('kc-ulla', { email: 'ulla@example.test', email_verified: false, preferred_username: 'ulla', roles: access });
 
   const browser: Browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
@@ -124,6 +125,15 @@ if (!executablePath) {
     await ssoSignIn(page, 'kc-mona');
     t.equal(page.url(), `${app.url}/`);
     t.match((await me(page)).user, { id: mona.id, username: 'mona', role: 'member' });
+    await context.close();
+  });
+
+  t.test('an "e-mail" claim that is not an address is not looked up (it would find a username)', async (t) => {
+    const { page, context } = await person('sneaky');
+    await ssoSignIn(page, 'kc-sneaky');
+    const { user } = await me(page);
+    t.match(user, { username: 'Renee-U', role: 'member' }, 'a new account, its username cleaned from preferred_username');
+    t.not(user?.id, mona.id, 'not mona\'s account');
     await context.close();
   });
 

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import type { Pool } from '../db/pool.js';
 import { IDENTITIES } from '../db/schema.js';
 import type { Config } from '../config.js';
-import { normalEmail, type Role, type User } from './schema.js';
+import { email as emailSchema, normalEmail, type Role, type User } from './schema.js';
 import { AccountError, type Accounts } from './service.js';
 import type { AccountStore } from './store.js';
 
@@ -109,6 +109,7 @@ export function claimValues(claims: Record<string, unknown>, path: string): stri
 export function usernameFrom(wanted: string | undefined, email: string | undefined): string {
   const base = (wanted || email?.split('@')[0] || '')
     .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
     .replace(/[^a-zA-Z0-9._-]+/g, '-')
     .replace(/^[^a-zA-Z0-9]+/, '')
     .slice(0, 28)
@@ -195,7 +196,7 @@ export function createSso({ settings, users, identities, accounts, log }: SsoOpt
   }
 
   async function createMember(claims: z.output<typeof claimsSchema>, email: string | undefined): Promise<User> {
-    const base = usernameFrom(claims.preferred_username, claims.email);
+    const base = usernameFrom(claims.preferred_username, email);
     const placeholder = `sso-${identityId(claims.iss, claims.sub).slice(0, 20)}@sso.invalid`;
     const displayName = (claims.name || claims.preferred_username || base).replace(/\p{Cc}/gu, '').trim().slice(0, 64) || base;
     // A random password nobody knows: such an account logs in through the provider.
@@ -228,7 +229,8 @@ export function createSso({ settings, users, identities, accounts, log }: SsoOpt
       await identities.touch(linked.id, new Date());
     }
     if (!user) {
-      const email = claims.email ? normalEmail(claims.email) : undefined;
+      // Only an e-mail address is looked up as one (a bare name would find a username).
+      const email = claims.email !== undefined && emailSchema.safeParse(claims.email).success ? normalEmail(claims.email) : undefined;
       const existing = email ? await users.userByLogin(email) : undefined;
       if (existing) {
         if (claims.email_verified !== true)
