@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 import t from 'tap';
 import { IncomingWebhook } from '@slack/webhook';
 import { r } from 'rethinkdb-ts';
+import { chromium } from 'playwright-core';
 import { Agent } from './fixtures/http.js';
+import { CHROMIUM_ARGS, findChromium } from './fixtures/browser.js';
 import { startApp, startDb } from './fixtures/chat.js';
 
 const db = await startDb(t);
@@ -119,8 +121,34 @@ t.test('attachments are made safe', async (t) => {
     { title: 'Docs', title_link: 'https://example.test/docs?a=1', color: '#aabbcc' },
     { text: 'odd colour' },
   ], 'a javascript: link is dropped, colours are #rrggbb or nothing, text stays text');
-  const page = await owner.get('/');
-  t.notOk(page.text.includes('<script>alert(1)</script>'), 'the page does not carry the text as markup');
+
+  const executablePath = findChromium();
+  if (!executablePath) return void t.test('the page in Chromium', { skip: 'no Chromium' }, () => undefined);
+  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  t.teardown(() => browser.close());
+  const context = await browser.newContext();
+  await context.addCookies([...owner.cookies].map(([name, value]) => ({ name, value, url })));
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('dialog', (d) => {
+    problems.push(`a dialog opened: ${d.message()}`);
+    void d.dismiss();
+  });
+  await page.goto(`${url}/?room=${deploys}`);
+  const box = page.locator('.msg.bot .attachment').filter({ hasText: 'Build 42' });
+  await box.waitFor();
+  t.equal(await box.locator('.text').textContent(), '<script>alert(1)</script>', 'the text is shown as text');
+  t.equal(await box.locator('.pretext').textContent(), '<b>heads up</b>');
+  t.equal(await page.locator('#messages script, .attachments script, .attachments b').count(), 0, 'no markup from the payload');
+  t.equal(await box.locator('a').count(), 0, 'the javascript: link is not a link');
+  t.equal(await box.evaluate((e) => getComputedStyle(e).borderLeftColor), 'rgb(163, 2, 0)', "Slack's danger colour");
+  t.same(await box.locator('dt').allTextContents(), ['Branch', 'Took']);
+  const docs = page.locator('.attachment a').filter({ hasText: 'Docs' }).last();
+  t.equal(await docs.getAttribute('href'), 'https://example.test/docs?a=1');
+  t.equal(await docs.getAttribute('rel'), 'noopener noreferrer nofollow');
+  t.ok((await page.locator('.msg.bot .bot-mark').count()) > 0, 'bot messages are marked');
+  t.same(problems, []);
 });
 
 t.test('rate limit: 429 with Retry-After', async (t) => {

@@ -8,10 +8,17 @@ import { createServer, type ServerResponse } from 'node:http';
 import t from 'tap';
 import { r } from 'rethinkdb-ts';
 import { Agent } from './fixtures/http.js';
-import { sleep, spawnApp, startDb } from './fixtures/chat.js';
+import { sleep, spawnApp, startDb, testLog } from './fixtures/chat.js';
+import { connectAny } from '../src/db/pool.js';
+import { ensureSchema } from '../src/db/schema.js';
 
 const db = await startDb(t);
 const env = { RETHINKDB_URL: db.url, ANONYMOUS_ROOMS: '0', OUTGOING_HOOK_TIMEOUT_SECONDS: '1', OUTGOING_HOOK_BACKOFF_SECONDS: '0.2', OUTGOING_HOOK_MAX_ATTEMPTS: '5', OUTGOING_HOOK_POLL_SECONDS: '0.2' };
+// The schema first (slow on a busy machine, more than a process's start may take), then the
+// three processes.
+const schemaConn = await connectAny(db.address, testLog());
+await ensureSchema(schemaConn, db.dbName, { log: testLog(), staleMs: 60_000 });
+await schemaConn.close();
 const procs = await Promise.all([spawnApp(t, env), spawnApp(t, env), spawnApp(t, env)]);
 const conn = await r.connect({ ...db.address.servers[0], user: db.address.user, password: db.address.password });
 t.teardown(() => conn.close());
@@ -86,8 +93,7 @@ async function until<T>(what: string, check: () => Promise<T | undefined | false
 const alive = new Set(procs);
 /** Posts through a live process, waits for the receiver to hear of it, kills the claim's holder. */
 async function killHolderOf(text: string) {
-  const via = new Agent([...alive][0].url);
-  via.cookies.set('sid', owner.cookies.get('sid')!);
+  const via = live();
   const heard = new Promise<void>((resolve) => (arrived = resolve));
   const posted = await via.post(`/api/rooms/${roomId}/messages`, { body: text });
   const id = posted.json<{ message: { id: string } }>().message.id;
@@ -101,7 +107,13 @@ async function killHolderOf(text: string) {
   }
   return { id, holder, claimedBy: row?.claimedBy };
 }
-const replies = async (text: string) => (await owner.get(`/api/rooms/${roomId}/messages`)).json<{ messages: Array<{ body: string; bot?: true }> }>().messages.filter((m) => m.body === `reply to ${text}`);
+/** The owner's session on a process still alive. */
+const live = () => {
+  const a = new Agent([...alive][0].url);
+  a.cookies.set('sid', owner.cookies.get('sid')!);
+  return a;
+};
+const replies = async (text: string) => (await live().get(`/api/rooms/${roomId}/messages`)).json<{ messages: Array<{ body: string; bot?: true }> }>().messages.filter((m) => m.body === `reply to ${text}`);
 
 t.test('killed while the receiver holds the POST: delivered by another, once', async (t) => {
   mode = 'hold-first';
@@ -119,8 +131,7 @@ t.test('killed while the receiver holds the POST: delivered by another, once', a
 
 t.test('killed right after the answer: still one reply', async (t) => {
   mode = 'answer-then-kill';
-  const via = new Agent([...alive][0].url);
-  via.cookies.set('sid', owner.cookies.get('sid')!);
+  const via = live();
   const heard = new Promise<void>((resolve) => (arrived = resolve));
   const posted = await via.post(`/api/rooms/${roomId}/messages`, { body: 'second crash' });
   const id = posted.json<{ message: { id: string } }>().message.id;

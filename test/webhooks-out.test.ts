@@ -7,7 +7,9 @@ import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import t from 'tap';
 import { r } from 'rethinkdb-ts';
+import { chromium } from 'playwright-core';
 import { Agent } from './fixtures/http.js';
+import { CHROMIUM_ARGS, findChromium } from './fixtures/browser.js';
 import { sleep, startApp, startDb } from './fixtures/chat.js';
 
 const HOOK_ENV = { OUTGOING_HOOK_TIMEOUT_SECONDS: '1', OUTGOING_HOOK_BACKOFF_SECONDS: '0.2', OUTGOING_HOOK_MAX_ATTEMPTS: '3', OUTGOING_HOOK_POLL_SECONDS: '0.2' };
@@ -191,4 +193,26 @@ t.test('retries with backoff on errors and timeouts; given up after the set trie
   t.match(down.lastError, /answered 500/);
   const failedList = (await owner.get('/api/hooks')).json<{ failed: Array<{ id: string; attempts: number }> }>().failed;
   t.ok(failedList.some((f) => f.id === down.id && f.attempts === 3) && failedList.some((f) => f.id === slow.id), 'both listed as failed');
+});
+
+t.test('the admin page lists the hooks and the failed deliveries', async (t) => {
+  const executablePath = findChromium();
+  if (!executablePath) return void t.test('the admin page in Chromium', { skip: 'no Chromium' }, () => undefined);
+  const failed = (await owner.get('/api/hooks')).json<{ failed: Array<{ id: string; lastError: string }> }>().failed;
+  const down = failed.find((f) => /answered 500/.test(f.lastError));
+  t.ok(down, 'a failed delivery to look for');
+  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  t.teardown(() => browser.close());
+  const context = await browser.newContext();
+  await context.addCookies([...owner.cookies].map(([name, value]) => ({ name, value, url })));
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(`${url}/admin`);
+  const row = page.locator(`#deliveries tr[data-delivery="${down!.id}"]`);
+  await row.waitFor();
+  t.match(await row.textContent(), /down.*3.*the target answered 500/);
+  t.ok((await page.locator('#hooks tbody tr').count()) >= 5, 'every hook listed');
+  t.ok(await page.locator('#no-failed').isHidden());
+  t.same(problems, []);
 });

@@ -264,8 +264,8 @@ export function createOutbox(opts: OutboxOptions): Outbox {
           createdAt: at,
         });
       }
-      // conflict 'update' with nothing new: a row queued already stays as it is.
-      if (rows.length > 0) await pool.run(t().insert(rows, { conflict: (_id, old) => old }));
+      // A row queued already stays as it is (RethinkDB wants the three arguments).
+      if (rows.length > 0) await pool.run(t().insert(rows, { conflict: (_id: RDatum, old: RDatum, _new: RDatum) => old }));
     },
     async start() {
       stopped = false;

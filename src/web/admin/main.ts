@@ -4,6 +4,7 @@
 // owner stays).
 import { api } from '../team/api.js';
 import type { Status } from '../../ops/status.js';
+import { hooksSection } from './hooks.js';
 
 interface User {
   id: string;
@@ -137,4 +138,4 @@ async function status(): Promise<void> {
 }
 
 document.getElementById('status-refresh')!.addEventListener('click', () => void status());
-Promise.all([workspace(), people(), channels(), status()]).catch(say);
+Promise.all([workspace(), people(), channels(), status(), hooksSection(say)]).catch(say);

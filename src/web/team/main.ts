@@ -6,6 +6,7 @@ import { asksToLook, inThreadOnly, notifies, type OutboundFrame, type WireLevel,
 import { ClientSession } from '../../client/session.js';
 import { roomElements, wireComposer } from '../composer.js';
 import { connect } from '../connection.js';
+import { decorateBotMessage } from './attachments.js';
 import { card, MessageList } from '../message-list.js';
 import { api, ApiError } from './api.js';
 import { Sidebar } from './sidebar.js';
@@ -321,6 +322,7 @@ const mayManage = () => me.role === 'owner' || me.role === 'admin';
 /** A confirmed message as the team page shows it: the card, its reactions, its actions. */
 function messageCard(m: WireMessage, where: { inThread?: boolean } = {}): HTMLElement {
   const el = card(m, { mine: isMine(m), pending: false });
+  if (m.bot || m.attachments) decorateBotMessage(el, m);
   if (m.file && !m.deleted) el.querySelector('.body')?.after(fileView(m.file));
   if (m.event) el.classList.add('system');
   if (m.thread !== undefined && !where.inThread) el.querySelector('.meta')?.append(Object.assign(document.createElement('span'), { className: 'in-thread', textContent: 'replied in a thread' }));
