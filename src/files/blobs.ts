@@ -17,6 +17,8 @@ export interface BlobWriter {
   write(data: Buffer): Promise<void>;
   /** Everything is written: the blob can be read. */
   finish(): Promise<void>;
+  /** Giving up: waits for what is in flight and lets go of it (then remove() deletes it all). */
+  abort(): Promise<void>;
 }
 
 export interface Blobs {
@@ -38,6 +40,15 @@ export function databaseBlobs(pool: Pick<Pool, 'run'>, db: string): Blobs {
       let n = 0;
       let held: Buffer[] = [];
       let heldBytes = 0;
+      // One chunk's insert in flight while the next is read: at most two chunks in memory.
+      let inflight: Promise<unknown> = Promise.resolve();
+      const put = async (row: { id: string; key: string; n: number; data: Buffer }) => {
+        await inflight;
+        // An id of its own per chunk: writing it again (a retry) replaces, never doubles.
+        inflight = pool.run(table().insert(row, { conflict: 'replace' }));
+        // A failure is not left unhandled: the next put (or finish) throws it.
+        inflight.catch(() => undefined);
+      };
       const flush = async (all: boolean) => {
         while (heldBytes >= CHUNK_BYTES || (all && heldBytes > 0)) {
           const joined = Buffer.concat(held);
@@ -45,8 +56,7 @@ export function databaseBlobs(pool: Pick<Pool, 'run'>, db: string): Blobs {
           const rest = joined.subarray(data.length);
           held = rest.length > 0 ? [rest] : [];
           heldBytes = rest.length;
-          // An id of its own per chunk: writing it again (a retry) replaces, never doubles.
-          await pool.run(table().insert({ id: `${key}:${pad(n)}`, key, n, data }, { conflict: 'replace' }));
+          await put({ id: `${key}:${pad(n)}`, key, n, data });
           n++;
         }
       };
@@ -56,7 +66,13 @@ export function databaseBlobs(pool: Pick<Pool, 'run'>, db: string): Blobs {
           heldBytes += data.length;
           await flush(false);
         },
-        finish: () => flush(true),
+        async finish() {
+          await flush(true);
+          await inflight;
+        },
+        async abort() {
+          await inflight.catch(() => undefined);
+        },
       };
     },
     async *read(key) {
@@ -102,6 +118,14 @@ export function directoryBlobs(dir: string): Blobs {
           });
           // Readers see a whole file or none.
           await rename(part, final);
+        },
+        async abort() {
+          const s = out;
+          if (!s || s.closed) return;
+          await new Promise<void>((resolve) => {
+            s.once('close', () => resolve());
+            s.destroy();
+          });
         },
       };
     },

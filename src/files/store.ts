@@ -120,8 +120,8 @@ export function createFiles(opts: { pool: Pick<Pool, 'run'>; db: string; blobs: 
       const id = newFileId();
       // The row first: a process that dies mid-upload leaves a row the sweep finds.
       await pool.run(table().insert({ id, room: u.room, owner: u.owner, message: u.message, name: u.name, type: 'application/octet-stream', size: 0, created: r.now(), state: 'uploading' }));
+      const writer = blobs.writer(id);
       try {
-        const writer = blobs.writer(id);
         let size = 0;
         let head = Buffer.alloc(0);
         for await (const chunk of u.body) {
@@ -146,6 +146,7 @@ export function createFiles(opts: { pool: Pick<Pool, 'run'>; db: string; blobs: 
         if (!row) throw new Error('the file row went missing during its upload');
         return row;
       } catch (e) {
+        await writer.abort();
         await remove(id);
         throw e;
       }
