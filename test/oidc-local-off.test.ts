@@ -153,3 +153,17 @@ t.test('a process that cannot reach the provider logs why, and never the client 
   t.notOk(out.includes(CLIENT_SECRET), 'the secret is in no log line');
   t.notOk(out.includes(Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')), 'nor its Basic form');
 });
+
+t.test('the provider back: its button works, without restarting the app', async (t) => {
+  await idp.restart();
+  idp.configure(app.url);
+  const r = await new Agent(app.url).get('/auth/oidc/login');
+  t.equal(r.status, 303, 'discovery was tried again');
+  const to = new URL(r.headers.get('location') ?? '');
+  t.equal(to.origin, idp.issuer, 'to the provider');
+  t.equal(to.searchParams.get('code_challenge_method'), 'S256');
+  t.ok(to.searchParams.get('state') && to.searchParams.get('nonce') && to.searchParams.get('code_challenge'), 'with state, nonce and a PKCE challenge');
+  t.match(r.setCookies.join('\n'), /oidc_tx=[^;]+; Max-Age=600; Path=\/auth\/oidc; Expires=[^;]+; HttpOnly; SameSite=Lax/, 'the transaction in a short-lived HttpOnly cookie');
+  const page = await new Agent(app.url).get('/login');
+  t.notMatch(page.text, /name="password"/, 'the log-in page is still the button alone');
+});
