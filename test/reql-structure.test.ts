@@ -6,8 +6,9 @@ import { dirname, join, relative, resolve } from 'node:path';
 import t from 'tap';
 
 const ROOT = resolve('src/reql');
-/** npm packages src/reql may use (its own package.json's dependencies). */
-const ALLOWED_PACKAGES = new Set(['sorted-btree']);
+/** npm packages src/reql may use: its own package.json's dependencies. */
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+const ALLOWED_PACKAGES = new Set(Object.keys(pkg.dependencies ?? {}));
 
 function sources(dir: string): string[] {
   const out: string[] = [];
@@ -15,7 +16,7 @@ function sources(dir: string): string[] {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) {
       if (name !== 'node_modules' && name !== 'dist') out.push(...sources(p));
-    } else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
+    } else if ((name.endsWith('.ts') && !name.endsWith('.d.ts')) || name.endsWith('.js')) out.push(p);
   }
   return out;
 }
@@ -41,7 +42,7 @@ for (const file of files) {
       if (!ALLOWED_PACKAGES.has(pkg)) outside.push(`${relative(ROOT, file)} imports package ${spec}`);
       continue;
     }
-    const target = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
+    const target = resolve(dirname(file), /\.ts$/.test(spec) ? spec : spec.replace(/\.js$/, '.ts'));
     if (!target.startsWith(ROOT + '/')) outside.push(`${relative(ROOT, file)} imports ${spec} (outside src/reql)`);
     else deps.push(target);
   }
