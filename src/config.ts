@@ -131,7 +131,7 @@ const envSchema = z.object({
   OIDC_CLIENT_ID: z.string().min(1).max(255).optional(),
   /** never logged or echoed */
   OIDC_CLIENT_SECRET: z.string().min(1).max(1000).optional(),
-  OIDC_SCOPES: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'must be scopes separated by single spaces').default('openid email profile'),
+  OIDC_SCOPES: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'must be scopes separated by single spaces').refine((s) => s.split(' ').includes('openid'), 'must include openid').default('openid email profile'),
   /** where the roles or groups are in the claims, a dotted path (Keycloak's client roles:
    *  resource_access.CLIENT.roles) */
   OIDC_ROLES_CLAIM: z.string().min(1).max(200).default('roles'),

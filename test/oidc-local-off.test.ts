@@ -134,6 +134,8 @@ t.test('the command-line password reset still works', async (t) => {
 t.test('LOCAL_LOGIN=off needs a provider; the client secret is never echoed', async (t) => {
   t.throws(() => loadConfig({ LOCAL_LOGIN: 'off' }), /LOCAL_LOGIN: off needs single sign-on/);
   t.throws(() => loadConfig({ OIDC_ISSUER: 'http://127.0.0.1:1' }), /OIDC_CLIENT_ID: must be set/);
+  t.throws(() => loadConfig({ OIDC_ISSUER: 'http://127.0.0.1:1', OIDC_CLIENT_ID: 'x', OIDC_SCOPES: 'email profile' }), /OIDC_SCOPES: must include openid/);
+  t.equal(loadConfig({ OIDC_ISSUER: 'http://127.0.0.1:1', OIDC_CLIENT_ID: 'x' }).oidc?.scopes, 'openid email profile', 'the default scopes');
   let message = '';
   try {
     loadConfig({ OIDC_ISSUER: 'http://127.0.0.1:1', OIDC_CLIENT_ID: 'x', OIDC_CLIENT_SECRET: 'x'.repeat(1001) });
