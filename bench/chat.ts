@@ -18,6 +18,10 @@
 //                    [--search [--search-messages 1000000] [--search-rooms 20] [--search-samples 30]]
 // --search: a phase of its own (bench/lib/search.ts): search p50/p99 for a common word, a rare
 // word, a prefix and a phrase at a tenth of the messages and at all; the write cost of the terms.
+//                    [--webhooks [--webhooks-sockets 1000] [--webhooks-posts 2000]]
+// --webhooks: a phase of its own (bench/lib/webhooks.ts): incoming-webhook posts per second on
+// one process and POST-to-socket delay at 1,000 sockets; outgoing delivery delay; duplicates
+// and losses after kill -9 of the process holding the claims (three processes).
 // --conversations: a phase of its own (bench/lib/conversations.ts): history pages at depth,
 // edits, deletions and reactions reaching 1,000 sockets, presence writes, catch-up.
 // --logins: a phase of its own: log-ins per second on one process, and the chat latency
@@ -41,6 +45,7 @@ import { chooseDb, cpuPercent, exitOnSignals, openFeedsOnDb, sampleProc, spawnDy
 import { loginPhase } from './lib/logins.js';
 import { printTeam, teamPhase } from './lib/team.js';
 import { conversationsPhase, printConversations } from './lib/conversations.js';
+import { printWebhooks, webhooksPhase } from './lib/webhooks.js';
 import { filesPhase, printFiles } from './lib/files.js';
 import { printSearch, searchPhase } from './lib/search.js';
 import { plotSvg, type PlotSeries } from './lib/plot.js';
@@ -84,6 +89,9 @@ const { values: flags } = parseArgs({
     'files-mib': { type: 'string' },
     'files-photos': { type: 'string' },
     search: { type: 'boolean', default: false },
+    webhooks: { type: 'boolean', default: false },
+    'webhooks-sockets': { type: 'string' },
+    'webhooks-posts': { type: 'string' },
     'search-messages': { type: 'string' },
     'search-rooms': { type: 'string' },
     'search-samples': { type: 'string' },
@@ -183,6 +191,20 @@ async function main(): Promise<void> {
       const f = await filesPhase(db, { mib: num('files-mib', flags['files-mib'], quick ? 20 : 100), photos: num('files-photos', flags['files-photos'], quick ? 2 : 5) });
       result.files = f;
       printFiles(f);
+    }
+    if (flags.webhooks) {
+      const w = await webhooksPhase(db, {
+        sockets: num('webhooks-sockets', flags['webhooks-sockets'], quick ? 200 : 1000, 2),
+        posts: num('webhooks-posts', flags['webhooks-posts'], quick ? 500 : 2000),
+        concurrency: 16,
+        timed: quick ? 20 : 50,
+        gapMs: 100,
+        outgoing: quick ? 20 : 50,
+        killRounds: quick ? 2 : 3,
+        killBatch: 20,
+      });
+      result.webhooks = w;
+      printWebhooks(w);
     }
     if (flags.search) {
       const s = await searchPhase(db, {
