@@ -1,7 +1,7 @@
 // Files in headless Chromium, two people in one channel: Ann attaches an image with the file
 // picker and a caption, Ben sees its thumbnail and opens it full size; Ben drops a text file
 // on the room and pastes another in the message box, Ann sees their names, types and sizes
-// and the link downloads the bytes.
+// and the link downloads the bytes; a throttled upload shows its progress bar.
 import t from 'tap';
 import sharp from 'sharp';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -90,6 +90,22 @@ if (!executablePath) {
     })()`);
     const pasted = await annPage.waitForSelector('#messages .attachment a.file:has-text("clip.csv")');
     t.match(await pasted.textContent(), /clip\.csv.*text\/plain · 2\.9 KB/, 'the type is from the bytes');
+  });
+
+  t.test('a progress bar while a file goes up (the upload throttled to 256 KiB/s)', async (t) => {
+    const cdp = await annPage.context().newCDPSession(annPage);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 256 * 1024 });
+    await annPage.setInputFiles('#file-input', { name: 'slow.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(1024 * 1024, 7) });
+    await annPage.waitForFunction(() => {
+      const bar = document.querySelector<HTMLProgressElement>('#uploads .upload progress');
+      return Boolean(bar && bar.value > 0 && bar.value < 1);
+    });
+    t.match(await annPage.textContent('#uploads .upload'), /slow\.bin \(1\.0 MB\)/, 'named, with its size, part way');
+    await benPage.waitForSelector('#messages .attachment a.file:has-text("slow.bin")');
+    await annPage.waitForFunction(() => document.querySelectorAll('#uploads .upload').length === 0);
+    t.pass('the bar goes once the file is a message');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     t.same(problems, [], 'no errors in either page');
   });
 }
