@@ -42,6 +42,13 @@ async function startServer(dir: string, port: number): Promise<ChildProcess> {
   return child;
 }
 
+/** CPU time (user + system) a process has used so far, in ms: restart cost less sensitive to a busy machine than wall time. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime in clock ticks (100 per s)
+}
+
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -215,6 +222,7 @@ async function main(): Promise<void> {
     const c2 = await r.connect({ host, port });
     const count = await r.db(DB).table('msgs').count().run(c2);
     results.restart_ms = Math.round(ms(now() - t0));
+    results.restart_cpu_ms = cpuMs(again.pid!);
     results.restart_rss_mib = rssMiB(again.pid!);
     if (count !== DOCS) throw new Error(`after restart: ${count} docs, expected ${DOCS}`);
     await c2.close();
