@@ -32,18 +32,20 @@ export interface HttpOptions {
   files?: express.Router;
   /** search (src/http/search.ts) */
   search?: express.Router;
+  /** the API's OpenAPI document and reference page (src/http/docs.ts) */
+  docs: express.Router;
   /** webhooks, API tokens and bots under /api (src/http/hooks.ts, src/http/tokens.ts) */
   integrations?: express.Router[];
   /** POST /hooks/:secret, ahead of sessions and CSRF: the secret is the credential */
   incomingHooks?: express.Router;
   /** Express's `trust proxy` (TRUST_PROXY) */
   trustProxy: boolean | number | string;
-  /** readiness: the database answers and the schema is in place */
-  ready(): Promise<{ ok: boolean; reason?: string }>;
   /** single sign-on's pages (src/http/oidc.ts), when it is set up */
   sso?: express.Router;
   /** origins a form may lead to besides this one (the log-out form goes on to the provider) */
   formActions?: string[];
+  /** readiness: the database answers and the schema is in place */
+  ready(): Promise<{ ok: boolean; reason?: string }>;
   /** GET /metrics (src/http/metrics.ts); absent when it has a port of its own */
   metrics?: (req: IncomingMessage, res: ServerResponse) => void;
 }
@@ -112,13 +114,14 @@ export function createHttpApp(opts: HttpOptions): express.Express {
   if (opts.incomingHooks) app.use(opts.incomingHooks);
   app.use(opts.auth.before);
   app.use(opts.auth.routes);
+  if (opts.sso) app.use(opts.sso);
   app.use(opts.rooms);
   app.use(opts.people);
-  if (opts.sso) app.use(opts.sso);
   app.use(opts.status);
   if (opts.files) app.use(opts.files);
   for (const r of opts.integrations ?? []) app.use(r);
   if (opts.search) app.use(opts.search);
+  app.use(opts.docs);
 
   app.get('/', (req: Request, res: Response, next: express.NextFunction) => {
     const viewer = res.locals.viewer;
@@ -148,7 +151,9 @@ export function createHttpApp(opts: HttpOptions): express.Express {
 
   app.use(express.static(join(root, 'static'), { index: false, maxAge: '1h' }));
 
-  app.use((_req, res) => {
+  app.use((req, res) => {
+    // Under /api, even an unknown path answers in the API's one error shape.
+    if (req.path.startsWith('/api/')) return void res.status(404).json({ error: { code: 'not_found', message: 'no such endpoint' } });
     res.status(404).type('text/plain').send('Not found\n');
   });
 
@@ -164,6 +169,7 @@ export function createHttpApp(opts: HttpOptions): express.Express {
       return;
     }
     logOf(res, opts.log).error({ err: err.message }, 'request failed');
+    if (req.path.startsWith('/api/')) return void res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
     res.status(500).type('text/plain').send('Internal error\n');
   });
 

@@ -44,8 +44,9 @@ export interface Call<B, Q> {
 }
 
 export interface ApiDoc {
-  /** `sessionOnly`: an account action that an API token may never do (its x-scope is session-only) */
-  add(entry: { method: Method; path: string; summary: string; tag: string; needs: 'user' | 'admin' | 'none'; body?: z.ZodType; query?: z.ZodType; status?: number; description?: string; sessionOnly?: boolean }): void;
+  /** `sessionOnly`: an account action that an API token may never do (its x-scope is session-only);
+   *  `rawBody`: the body is the raw bytes of a file (what it is, said in words) */
+  add(entry: { method: Method; path: string; summary: string; tag: string; needs: 'user' | 'admin' | 'none'; body?: z.ZodType; query?: z.ZodType; status?: number; description?: string; sessionOnly?: boolean; rawBody?: string }): void;
   /** every endpoint declared so far, as `METHOD /path` (Express style) */
   list(): string[];
   document(info: { version: string; title: string }): ReturnType<OpenApiGeneratorV3['generateDocument']>;
@@ -81,6 +82,7 @@ export function createApiDoc(): ApiDoc {
           ...(params ? { params } : {}),
           ...(query ? { query } : {}),
           ...(e.body ? { body: { content: { 'application/json': { schema: e.body } } } } : {}),
+          ...(e.rawBody ? { body: { description: e.rawBody, content: { 'application/octet-stream': { schema: z.string() } } } } : {}),
         },
         responses: {
           [status]: { description: status === 204 ? 'done, nothing to return' : 'done' },
