@@ -67,3 +67,17 @@ t.test('discovery, once running, finds this one server and the pool serves queri
   const rows = await Promise.all(Array.from({ length: 8 }, (_, i) => r.expr(i).add(1).run()));
   t.same(rows, [1, 2, 3, 4, 5, 6, 7, 8], 'queries spread over the pool');
 });
+
+// The same check against a real RethinkDB when one is given: a discovering pool on one node
+// ends with one server pool, for the address it was given (what the embedded server matches).
+const realUrl = process.env.RETHINKDB_URL;
+t.test('on a real RethinkDB node, discovery also ends with exactly that one server', { skip: realUrl ? false : 'RETHINKDB_URL not set' }, async (t) => {
+  const u = new URL(realUrl!);
+  const node = { host: u.hostname, port: Number(u.port || 28015) };
+  const pool = await r.connectPool({ servers: [node], discovery: false, silent: true, buffer: 2, max: 4 });
+  t.teardown(() => pool.drain());
+  pool.setOptions({ discovery: true });
+  t.equal(await r.expr('pooled').run(), 'pooled', 'a query through the pool');
+  await new Promise((res) => setTimeout(res, 1000)); // discovery's feed reports the one node by then
+  t.same(pool.getPools().map((p) => (p as unknown as { server: { host: string; port: number } }).server), [node]);
+});
