@@ -210,6 +210,7 @@ async function main(): Promise<void> {
       const s = await searchPhase(db, {
         messages: num('search-messages', flags['search-messages'], quick ? 100_000 : 1_000_000, 1000),
         rooms: num('search-rooms', flags['search-rooms'], 20),
+        echo: process.env.BENCH_ECHO === '1',
         samples: num('search-samples', flags['search-samples'], 30),
         writes: Math.min(20_000, Math.max(2000, Math.floor(num('search-messages', flags['search-messages'], quick ? 100_000 : 1_000_000, 1000) / 5))),
       });

@@ -3,7 +3,7 @@
 // Candidates are index ranges, never a scan: for each readable room, the `search` index
 // ([room, term, sent, id], one entry per stored term) from the newest down, for the one term
 // that narrows most (the longest word, or a facet such as #from:<user>); the database checks
-// each candidate for the other words, prefixes and phrases, stops at the page's size, merges the
+// each candidate for the other words, prefixes and phrases (patterns on the folded words), stops at the page's size, merges the
 // rooms newest first and cuts the page. A query of dates or rooms alone ranges over room_sent.
 // Deleted messages and system messages have no terms, so they are in no range; an edit
 // replaces the terms, so the old text is found no more.
@@ -39,8 +39,6 @@ export interface SearchOptions {
 
 export type Search = ReturnType<typeof createSearch>;
 
-/** Above every character: [w, w + TOP) holds the strings that start with w. */
-const TOP = '\u{10FFFF}';
 const escapeRe = (s: string) => s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 
 /** Where a page ends: the last hit's time (epoch seconds as the database has it) and id. */
@@ -77,6 +75,7 @@ export function highlightsOf(body: string, q: Pick<ParsedQuery, 'words' | 'phras
 
 interface Lookup {
   term: string;
+  cjk?: boolean;
   verify?: string;
   text?: string;
   /** how much it narrows (larger: fewer candidates) */
@@ -101,7 +100,7 @@ export function createSearch(opts: SearchOptions) {
       const lookups: Lookup[] = [];
       for (const w of [...q.words, ...q.phrases.flat()]) {
         const l = lookupOf(w.word, w.cjk);
-        lookups.push({ ...l, weight: Array.from(l.term).length * (w.cjk ? 2 : 1) });
+        lookups.push({ ...l, cjk: w.cjk, weight: Array.from(l.term).length * (w.cjk ? 2 : 1) });
       }
       if (q.from !== undefined) {
         const user = await users.userByLogin(q.from);
@@ -120,7 +119,8 @@ export function createSearch(opts: SearchOptions) {
         if (exact.length > 0) tests.push(m('terms').contains(...(exact as [string])));
         for (const l of lookups) {
           const v = l.verify;
-          if (v !== undefined) tests.push(m('terms').contains((t: RDatum) => t.ge(v).and(t.lt(v + TOP))));
+          // One pattern on the folded words, cheaper than a test of each term.
+          if (v !== undefined) tests.push(m('searchText').match(`${l.cjk ? '' : '(?:^| )'}${escapeRe(v)}`).ne(null));
           if (l.text !== undefined) tests.push(m('searchText').match(escapeRe(l.text)).ne(null));
         }
         for (const p of q.phrases) tests.push(m('searchText').match(phrasePattern(p)).ne(null));

@@ -17,7 +17,7 @@
 const segmenter = new Intl.Segmenter('und', { granularity: 'word' });
 
 /** The prefix lengths stored besides whole words; a query word of another length is looked up
- *  by its longest stored prefix and checked against the whole terms. */
+ *  by its longest stored prefix and checked against the folded words. */
 export const PREFIX_LENGTHS = [2, 3, 5, 8] as const;
 export const MAX_WORD = 40;
 export const CJK_SPAN = 12;
@@ -138,8 +138,8 @@ export function searchFields(m: Searchable): { terms: string[]; searchText: stri
   return { terms: [...terms].slice(0, MAX_TERMS + 4), searchText: tokens.map((t) => t.word).join(' ') };
 }
 
-/** How a query word is looked up: the stored term to range over, and whether the terms must
- *  then be checked for one that starts with the whole word (`verify`). */
+/** How a query word is looked up: the stored term to range over, and whether the folded words
+ *  must then be checked for one that starts with (CJK: holds) the whole word (`verify`). */
 export function lookupOf(word: string, cjk: boolean): { term: string; verify?: string; text?: string } {
   const w = cut(word, cjk ? CJK_SPAN : MAX_WORD);
   const n = length(w);
