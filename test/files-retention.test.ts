@@ -3,7 +3,9 @@
 // deleted files took is theirs again under the quota; one sweeper at a time holds the lease
 // (another, or the same process again, gets nothing until it is free or expired); and a sweep
 // stopped after any write, as a kill would stop it, then run again, leaves no file without
-// its message and never a message pointing at a missing file.
+// its message and never a message pointing at a missing file; the same with a sweeping
+// process killed for real (SIGKILL) wherever it is, again and again.
+import { spawn } from 'node:child_process';
 import { r, type Connection, type RDatum } from 'rethinkdb-ts';
 import t from 'tap';
 import { createAccountStore } from '../src/accounts/store.js';
@@ -185,4 +187,83 @@ t.test('a sweep killed after any write, then run again, leaves nothing behind', 
   }
   t.ok(await table('files').get(kept.body.message.file.id).run(conn), 'the group\'s file is kept');
   t.equal(await table('file_chunks').count().run(conn), await table('files').sum('size').run(conn).then((n: number) => (n > 0 ? table('files').map((f) => f('size').div(512 * 1024).ceil()).sum().run(conn) : 0)), 'no chunk without its file');
+});
+
+/** A sweeping process of its own: one line on stdout per write (each followed by a short
+ *  pause, so that a kill finds it mid-sweep), `done` at the end; it waits while another holds
+ *  the lease (a dead holder's expires after 500 ms). */
+const CHILD = `
+import { openPool } from '${process.cwd()}/src/db/pool.ts';
+import { databaseBlobs } from '${process.cwd()}/src/files/blobs.ts';
+import { createLease } from '${process.cwd()}/src/files/lease.ts';
+import { createRetention } from '${process.cwd()}/src/files/retention.ts';
+import { createFiles } from '${process.cwd()}/src/files/store.ts';
+import { createRoomStore } from '${process.cwd()}/src/rooms/store.ts';
+import { createAccountStore } from '${process.cwd()}/src/accounts/store.ts';
+import { pino } from 'pino';
+const address = JSON.parse(process.env.SWEEP_DB_ADDRESS);
+const db = process.env.SWEEP_DB_NAME;
+const log = pino({ level: 'silent' });
+const pool = openPool(address, { log });
+await pool.waitHealthy(10000);
+const accounts = createAccountStore(pool, db);
+const retention = createRetention({
+  pool, db, log,
+  files: createFiles({ pool, db, blobs: databaseBlobs(pool, db), thumbMaxPixels: 50e6 }),
+  rooms: createRoomStore(pool, db),
+  settings: () => accounts.settings(),
+  lease: createLease({ pool, db, name: 'retention', holder: 'proc-' + process.pid, ttlMs: 500 }),
+  onStep: async (step) => { process.stdout.write('step ' + step + '\\n'); await new Promise((r) => setTimeout(r, 15)); },
+  now: () => Date.now() + 10 * 86400000,
+});
+for (let i = 0; i < 50; i++) {
+  const res = await retention.sweep();
+  if (res.ran) { process.stdout.write('done ' + JSON.stringify(res) + '\\n'); break; }
+  await new Promise((r) => setTimeout(r, 200));
+}
+await pool.close();
+`;
+
+t.test('a sweeping process killed with SIGKILL, again and again, then let finish', async (t) => {
+  await patchWorkspace({ fileRetentionDays: { channel: 5, group: 0, dm: 0 }, messageRetentionDays: { channel: 0, group: 0, dm: 5 } });
+  const seeded = [];
+  for (let i = 0; i < 12; i++) seeded.push(await upload(olga, channel, `k${i}.bin`, small(600 * 1024, i + 1)));
+  for (let i = 0; i < 8; i++) seeded.push(await upload(bob, dm, `kd${i}.txt`, small(40, i + 20)));
+  t.ok(seeded.every((x) => x.status === 201));
+  const run = (killAfter: number | undefined) =>
+    new Promise<{ killed: boolean; steps: number; done?: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], { env: { ...process.env, SWEEP_DB_ADDRESS: JSON.stringify(db.address), SWEEP_DB_NAME: db.dbName }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let steps = 0;
+      let done: string | undefined;
+      let buf = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.stdout.on('data', (b: Buffer) => {
+        buf += b.toString();
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (line.startsWith('step')) steps++;
+          if (line.startsWith('done')) done = line;
+          if (killAfter !== undefined && steps === killAfter) child.kill('SIGKILL');
+        }
+      });
+      child.on('error', reject);
+      child.on('exit', (_code, signal) => {
+        clearTimeout(timer);
+        resolve({ killed: signal === 'SIGKILL', steps, done });
+      });
+    });
+  let kills = 0;
+  for (const after of [2, 5, 3, 7, 4]) {
+    const res = await run(after);
+    if (!res.killed) break; // it finished before the kill: nothing left to stop
+    kills++;
+    t.same((await orphans()).messagesWithoutFile, [], `killed after ${res.steps} writes: no message points at a missing file`);
+  }
+  t.ok(kills >= 3, `killed ${kills} times mid-sweep`);
+  const last = await run(undefined);
+  t.match(last.done, /^done \{"ran":true/, 'a last process runs the sweep to its end');
+  t.same(await orphans(), { filesWithoutMessage: [], messagesWithoutFile: [] }, 'no file without its message, no message without its file');
+  for (const x of seeded) t.equal(await table('files').get(x.body.message.file.id).run(conn), null);
+  t.equal(await table('file_chunks').count().run(conn), (await table('files').map((f: RDatum) => f('size').div(512 * 1024).ceil()).sum().run(conn)) as number, 'no chunk without its file');
 });
