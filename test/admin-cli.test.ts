@@ -8,6 +8,10 @@ import t from 'tap';
 import { Agent } from './fixtures/http.js';
 import { spawnApp, startDb } from './fixtures/chat.js';
 
+// Each command is a process of its own (tsx and a connection each): on a loaded machine the
+// file takes about two minutes on a real RethinkDB, tap's default limit.
+t.setTimeout(300_000);
+
 function admin(env: Record<string, string>, args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin/cli.ts', ...args], { env: { ...process.env, RETHINKDB_URL: '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
