@@ -1,8 +1,8 @@
 // The `--webhooks` phase of `npm run bench` (issue 13, point 7), with signed-in users seeded
 // straight into the database (bench/lib/team.ts):
-// - incoming webhooks: the posts per second one app process takes (`concurrency` posts in
-//   flight, no sockets watching), then the delay from a hook's POST to its deliverMessage at
-//   each of `sockets` sockets watching the room, p99 (one clock: the bench process);
+// - incoming webhooks: the delay from a hook's POST to its deliverMessage at each of
+//   `sockets` sockets watching the room, p99 (one clock: the bench process); then, with the
+//   sockets gone, the posts per second one app process takes (`concurrency` in flight);
 // - outgoing webhooks: the delay from a person's post (the API call) to the POST at a receiver
 //   on 127.0.0.1, p99;
 // - kill -9: three app processes share the outbox; `killBatch` trigger messages are queued at
@@ -84,15 +84,6 @@ export async function webhooksPhase(db: Db, o: WebhooksOptions): Promise<Webhook
       if (res.status !== 200) throw new Error(`the hook answered ${res.status} ${await res.text()}`);
     };
 
-    // ---- incoming: posts per second, nobody watching ------------------------------------
-    log(`incoming: ${o.posts} posts, ${o.concurrency} in flight`);
-    let next = 0;
-    const t0 = performance.now();
-    await withDeadline(Promise.all(Array.from({ length: o.concurrency }, async () => {
-      while (next < o.posts) await send(`throughput ${next++}`);
-    })), 600_000, 'the throughput run');
-    const postsPerSecond = Math.round(o.posts / ((performance.now() - t0) / 1000));
-
     // ---- incoming: from the POST to every socket -----------------------------------------
     const sent = new Map<string, number>();
     const lat = new Samples();
@@ -127,6 +118,15 @@ export async function webhooksPhase(db: Db, o: WebhooksOptions): Promise<Webhook
     }
     await withDeadline((async () => { while (arrivals < o.timed * o.sockets) await sleep(20); })(), 120_000, 'every timed post at every socket');
     for (const s of sockets.splice(0)) s.end();
+
+    // ---- incoming: posts per second, nobody watching ------------------------------------
+    log(`incoming: ${o.posts} posts, ${o.concurrency} in flight`);
+    let next = 0;
+    const t0 = performance.now();
+    await withDeadline(Promise.all(Array.from({ length: o.concurrency }, async () => {
+      while (next < o.posts) await send(`throughput ${next++}`);
+    })), 600_000, 'the throughput run');
+    const postsPerSecond = Math.round(o.posts / ((performance.now() - t0) / 1000));
 
     // ---- outgoing: from a person's post to the receiver ----------------------------------
     await call(base, token, 'PATCH', '/api/workspace', { allowPrivateHookTargets: true });
