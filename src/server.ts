@@ -147,7 +147,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       const integrations = [hooksApi(hooksHttp), tokensApi({ tokens, hooks, users: accountStore, doc })];
       const docs = docsApi({ doc });
       const status = statusApi({ read: () => readStatus(pool, config.dbName) });
-      const filesRoutes = filesApi({ access, files, messages: store, posting, users: accountStore, maxBytes: config.files.maxBytes, log });
+      const filesRoutes = filesApi({ access, files, messages: store, posting, users: accountStore, maxBytes: config.files.maxBytes, log, doc });
       const search = searchApi({ search: createSearch({ pool, db: config.dbName, access, users: accountStore }), doc });
       server = createServer(createHttpApp({ log, ready, auth, rooms, people, status, files: filesRoutes, search, docs, integrations, incomingHooks: incomingHooks(hooksHttp), access, workspaceName: async () => (await accountStore.settings()).name, primusLibrary: () => library, trustProxy: config.trustProxy, sso: ssoPages?.routes, formActions: config.oidc ? [new URL(config.oidc.issuer).origin] : [], metrics: config.metrics.port === undefined ? scrape : undefined }));
       presence = createPresence({ pool, db: config.dbName, log, procId: heartbeat.id });

@@ -12,6 +12,7 @@ import { r, type Connection } from 'rethinkdb-ts';
 import sharp from 'sharp';
 import t from 'tap';
 import { connectAny } from '../src/db/pool.js';
+import { ensureSchema } from '../src/db/schema.js';
 import { backup } from '../src/ops/backup.js';
 import { restore } from '../src/ops/restore.js';
 import { Agent } from './fixtures/http.js';
@@ -22,10 +23,12 @@ t.setTimeout(180_000);
 const LIMIT = 3 * 1024 * 1024;
 const db = await startDb(t);
 const env = { RETHINKDB_URL: db.url, MAX_UPLOAD_BYTES: String(LIMIT), SIGNUP_RATE_LIMIT_PER_ADDRESS: '1000', LOGIN_RATE_LIMIT_PER_ADDRESS: '1000' };
-const [one, two] = await Promise.all([spawnApp(t, { ...env, DYNO: 'web.1' }), spawnApp(t, { ...env, DYNO: 'web.2' })]);
-
 const conn: Connection = await connectAny(db.address, testLog());
 t.teardown(() => conn.close());
+// The schema first, as a platform's release phase makes it: on a busy RethinkDB, making every
+// table takes longer than a process is given to start.
+await ensureSchema(conn, db.dbName, { log: testLog(), staleMs: 60_000 });
+const [one, two] = await Promise.all([spawnApp(t, { ...env, DYNO: 'web.1' }), spawnApp(t, { ...env, DYNO: 'web.2' })]);
 const count = (table: string, dbName = db.dbName) => r.db(dbName).table(table).count().run(conn);
 
 interface Wire {
@@ -251,4 +254,11 @@ t.test('UPLOAD_DIR: a directory both processes share', async (t) => {
   t.equal(over.status, 413, 'the default limit is 100 MiB');
   t.equal(readdirSync(dir).flatMap((d) => readdirSync(join(dir, d))).filter((f) => f.endsWith('.part')).length, 0, 'no part left');
   t.equal(readdirSync(dir).length, before);
+});
+
+t.test('the API document lists the file routes, the upload with its raw body', async (t) => {
+  const doc = (await olga.get('/api/openapi.json')).json<{ paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> }; 'x-scope'?: string }>> }>();
+  t.ok(doc.paths['/api/rooms/{id}/files']?.post?.requestBody?.content['application/octet-stream'], 'POST /api/rooms/{id}/files takes the bytes');
+  t.equal(doc.paths['/api/rooms/{id}/files']?.post?.['x-scope'], 'post');
+  t.ok(doc.paths['/api/files/{id}']?.get && doc.paths['/api/files/{id}/thumb']?.get, 'and the downloads');
 });

@@ -21,6 +21,7 @@ import { servedInline } from '../files/detect.js';
 import { attachmentOf, TooLargeError, type FileRow, type Files } from '../files/store.js';
 import { BadImageError, ImageTooLargeError } from '../files/thumbs.js';
 import { ApiError, apiRoute, invalid } from './api.js';
+import type { ApiDoc } from './endpoints.js';
 import { logOf } from './request-log.js';
 
 export interface FilesApiOptions {
@@ -32,6 +33,8 @@ export interface FilesApiOptions {
   /** MAX_UPLOAD_BYTES */
   maxBytes: number;
   log: Logger;
+  /** the API's OpenAPI document, where these routes are entered */
+  doc?: ApiDoc;
 }
 
 const noControl = /^[^\p{Cc}]*$/u;
@@ -206,6 +209,20 @@ export function filesApi(opts: FilesApiOptions): express.Router {
     });
   router.get('/api/files/:id', wrapSent(download(false)));
   router.get('/api/files/:id/thumb', wrapSent(download(true)));
+
+  opts.doc?.add({
+    method: 'post',
+    path: '/api/rooms/:id/files',
+    summary: 'Upload a file to a room, posted as a message (the caption is its text)',
+    tag: 'files',
+    needs: 'user',
+    query: uploadQuery,
+    status: 201,
+    rawBody: `the file's bytes as the whole body, streamed; at most ${opts.maxBytes} bytes (MAX_UPLOAD_BYTES) and the uploader's quota: 413 as soon as it is passed, nothing kept`,
+    description: 'Answers {message, file}. The type is detected from the bytes. 422 image_too_large for an image past the pixel limit (a decompression bomb), 422 bad_image for an image that cannot be read.',
+  });
+  opts.doc?.add({ method: 'get', path: '/api/files/:id', summary: "A file's bytes, to those who may read its room (404 to anyone else, as for no file)", tag: 'files', needs: 'user', description: 'With X-Content-Type-Options: nosniff; anything a browser could run (HTML, SVG, ...) as Content-Disposition: attachment.' });
+  opts.doc?.add({ method: 'get', path: '/api/files/:id/thumb', summary: "An image's thumbnail (WebP, at most 360 px a side)", tag: 'files', needs: 'user' });
 
   return router;
 }
