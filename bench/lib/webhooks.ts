@@ -108,7 +108,10 @@ export async function webhooksPhase(db: Db, o: WebhooksOptions): Promise<Webhook
       }));
       sockets.push(sock);
     }
-    await withDeadline(Promise.all(ready), 180_000, `${o.sockets} sockets watching`);
+    let readyCount = 0;
+    for (const p of ready) void p.then(() => readyCount++);
+    const progress = setInterval(() => log(`incoming: ${readyCount} of ${o.sockets} sockets have their first snapshot`), 30_000);
+    await withDeadline(Promise.all(ready), 300_000, `${o.sockets} sockets watching`).finally(() => clearInterval(progress));
     log(`incoming: ${o.sockets} sockets watching; timing ${o.timed} posts to every one`);
     for (let i = 0; i < o.timed; i++) {
       const text = `timed ${i}`;
