@@ -89,6 +89,10 @@ export async function webhooksPhase(db: Db, o: WebhooksOptions): Promise<Webhook
     const lat = new Samples();
     let arrivals = 0;
     const ready: Array<Promise<void>> = [];
+    // Why a socket has no snapshot yet: ended before it, transport errors, error frames by code.
+    const readySet = new Set<unknown>();
+    const whyNot = { ended: 0, errors: 0, frames: new Map<string, number>() };
+    const whyNotText = () => `ended before their snapshot ${whyNot.ended}, transport errors ${whyNot.errors}, error frames ${JSON.stringify(Object.fromEntries(whyNot.frames))}`;
     for (const u of seeded.users) {
       if (sockets.length % 10 === 9) await sleep(100); // 100 a second, as log-ins come
       const sock = new Socket(dynos[0].url, { reconnect: { retries: 0, min: 100, max: 100 }, transport: { extraHeaders: { cookie: `sid=${u.token}` } } });
@@ -97,8 +101,14 @@ export async function webhooksPhase(db: Db, o: WebhooksOptions): Promise<Webhook
           sock.write({ type: 'hello', protocol: 2 });
           sock.write({ type: 'watch' });
         });
+        sock.on('end', () => void (whyNot.ended += readySet.has(sock) ? 0 : 1));
+        sock.on('error', () => void whyNot.errors++);
         sock.on('data', (f: OutboundFrame) => {
-          if (f.type === 'rooms') resolve();
+          if (f.type === 'rooms') {
+            readySet.add(sock);
+            resolve();
+          }
+          if (f.type === 'error' && !readySet.has(sock)) whyNot.frames.set(f.code, (whyNot.frames.get(f.code) ?? 0) + 1);
           if (f.type !== 'deliverMessage') return;
           const at = sent.get(f.message.body);
           if (at === undefined) return;
@@ -110,7 +120,7 @@ export async function webhooksPhase(db: Db, o: WebhooksOptions): Promise<Webhook
     }
     let readyCount = 0;
     for (const p of ready) void p.then(() => readyCount++);
-    const progress = setInterval(() => log(`incoming: ${readyCount} of ${o.sockets} sockets have their first snapshot`), 30_000);
+    const progress = setInterval(() => log(`incoming: ${readyCount} of ${o.sockets} sockets have their first snapshot; ${whyNotText()}`), 30_000);
     await withDeadline(Promise.all(ready), 300_000, `${o.sockets} sockets watching`).finally(() => clearInterval(progress));
     log(`incoming: ${o.sockets} sockets watching; timing ${o.timed} posts to every one`);
     for (let i = 0; i < o.timed; i++) {
