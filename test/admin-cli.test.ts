@@ -1,10 +1,10 @@
 // `npm run admin`: the operator's tool, run as a command against the app's database (the
 // embedded one while the app runs, the embedded one with no app running, or RETHINKDB_URL).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { runAdmin } from './fixtures/admin.js';
 import { Agent } from './fixtures/http.js';
 import { spawnApp, startDb } from './fixtures/chat.js';
 
@@ -12,18 +12,7 @@ import { spawnApp, startDb } from './fixtures/chat.js';
 // file takes about two minutes on a real RethinkDB, tap's default limit.
 t.setTimeout(300_000);
 
-function admin(env: Record<string, string>, args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin/cli.ts', ...args], { env: { ...process.env, RETHINKDB_URL: '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, out, err }));
-    child.stdin.end(stdin);
-  });
-}
+const admin = (env: Record<string, string>, args: string[], stdin = '') => runAdmin(args, env, stdin);
 
 t.test('while the app runs on the embedded database', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'chat-admin-'));

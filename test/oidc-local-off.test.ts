@@ -2,25 +2,14 @@
 // app starts anyway; the log-in page shows the provider's button alone; sign-up is closed; a
 // member's local log-in gets exactly the answer an unknown name gets; owners and admins keep a
 // break-glass local log-in, and the command-line password reset still works.
-import { spawn } from 'node:child_process';
 import t from 'tap';
+import { runAdmin } from './fixtures/admin.js';
 import { loadConfig } from '../src/config.js';
 import { spawnApp, startApp, startDb } from './fixtures/chat.js';
 import { Agent } from './fixtures/http.js';
 import { CLIENT_ID, CLIENT_SECRET, startProvider } from './fixtures/oidc.js';
 
-function admin(url: string, args: string[], stdin = ''): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin/cli.ts', ...args], { env: { ...process.env, RETHINKDB_URL: url }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, out, err }));
-    child.stdin.end(stdin);
-  });
-}
+const admin = (url: string, args: string[], stdin = '') => runAdmin(args, { RETHINKDB_URL: url }, stdin);
 
 const PASSWORD = 'correct horse battery';
 t.setTimeout(240_000);

@@ -2,9 +2,9 @@
 // token reaches rooms only through the access module (a private group its user is not in is
 // the same 404 as no room); no CSRF with a bearer token, still CSRF with a cookie; bots; and
 // `npm run admin -- create-token / create-bot`.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import t from 'tap';
+import { runAdmin } from './fixtures/admin.js';
 import { r } from 'rethinkdb-ts';
 import { Agent } from './fixtures/http.js';
 import { startApp, startDb } from './fixtures/chat.js';
@@ -12,17 +12,7 @@ import { startApp, startDb } from './fixtures/chat.js';
 const db = await startDb(t);
 const { url } = await startApp(t, db, { ANONYMOUS_ROOMS: '0' });
 
-function admin(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin/cli.ts', ...args], { env: { ...process.env, RETHINKDB_URL: db.url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, out, err }));
-  });
-}
+const admin = (args: string[]) => runAdmin(args, { RETHINKDB_URL: db.url });
 
 async function bearer(token: string, method: string, path: string, json?: unknown) {
   const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${token}`, ...(json !== undefined ? { 'content-type': 'application/json' } : {}) }, body: json === undefined ? undefined : JSON.stringify(json) });

@@ -3,9 +3,9 @@
 // attachments made safe; every answer Slack gives (200 ok, 400 invalid_payload / no_text, 403
 // revoked, 404 no_service / channel_not_found, 429 with Retry-After); who may make one; only
 // the secret's sha256 stored; `npm run admin -- create-webhook ROOM`.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import t from 'tap';
+import { runAdmin } from './fixtures/admin.js';
 import { IncomingWebhook } from '@slack/webhook';
 import { r } from 'rethinkdb-ts';
 import { chromium } from 'playwright-core';
@@ -179,15 +179,8 @@ t.test('who may make one; the secret is stored as its sha256', async (t) => {
 });
 
 t.test('npm run admin -- create-webhook ROOM prints its URL', async (t) => {
-  const out = await new Promise<{ code: number | null; out: string; err: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin/cli.ts', 'create-webhook', '#deploys'], { env: { ...process.env, RETHINKDB_URL: db.url, PUBLIC_URL: url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let o = '';
-    let e = '';
-    child.stdout.on('data', (b: Buffer) => (o += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (e += b.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, out: o, err: e }));
-  });
+  const out = await runAdmin(['create-webhook', '#deploys'], { RETHINKDB_URL: db.url, PUBLIC_URL: url });
+
   t.equal(out.code, 0, out.err);
   const printed = out.out.trim();
   t.match(printed, new RegExp(`^${url}/hooks/[A-Za-z0-9_-]{32}$`));
