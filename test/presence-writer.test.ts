@@ -4,19 +4,12 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { r } from 'rethinkdb-ts';
-import { connectAny, openPool, type Pool } from '../src/db/pool.js';
-import { ensureSchema } from '../src/db/schema.js';
+import type { Pool } from '../src/db/pool.js';
 import { createPresence } from '../src/realtime/presence.js';
-import { startDb, testLog } from './fixtures/chat.js';
+import { schemaAndPool, startDb } from './fixtures/chat.js';
 
 const db = await startDb(t);
-const log = testLog();
-const conn = await connectAny(db.address, log);
-t.teardown(() => conn.close());
-await ensureSchema(conn, db.dbName, { log, staleMs: 60_000 });
-const pool = openPool(db.address, { log });
-t.teardown(() => pool.close());
-await pool.waitHealthy(10_000);
+const { conn, pool, log } = await schemaAndPool(t, db);
 
 /** every query answered 150 ms late, as from a database far away */
 const slow: Pick<Pool, 'run'> = { run: async (q) => (await sleep(150), pool.run(q)) };

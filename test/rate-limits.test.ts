@@ -2,19 +2,11 @@
 // with the time left, expiry, a sweep of expired rows, and many takes at once counted exactly.
 import t from 'tap';
 import { r } from 'rethinkdb-ts';
-import { connectAny, openPool } from '../src/db/pool.js';
-import { ensureSchema } from '../src/db/schema.js';
 import { createLimits } from '../src/http/limits.js';
-import { startDb, testLog } from './fixtures/chat.js';
+import { schemaAndPool, startDb } from './fixtures/chat.js';
 
 const db = await startDb(t);
-const log = testLog();
-const conn = await connectAny(db.address, log);
-t.teardown(() => conn.close());
-await ensureSchema(conn, db.dbName, { log, staleMs: 60_000 });
-const pool = openPool(db.address, { log });
-t.teardown(() => pool.close());
-await pool.waitHealthy(10_000);
+const { conn, pool, log } = await schemaAndPool(t, db);
 const limits = createLimits({ pool, db: db.dbName, log });
 t.teardown(() => limits.stop());
 

@@ -8,9 +8,8 @@ import t from 'tap';
 import { runAdmin } from './fixtures/admin.js';
 import { IncomingWebhook } from '@slack/webhook';
 import { r } from 'rethinkdb-ts';
-import { chromium } from 'playwright-core';
 import { Agent } from './fixtures/http.js';
-import { CHROMIUM_ARGS, findChromium } from './fixtures/browser.js';
+import { findChromium, signedInPage } from './fixtures/browser.js';
 import { startApp, startDb } from './fixtures/chat.js';
 
 const db = await startDb(t);
@@ -124,13 +123,7 @@ t.test('attachments are made safe', async (t) => {
 
   const executablePath = findChromium();
   if (!executablePath) return void t.test('the page in Chromium', { skip: 'no Chromium' }, () => undefined);
-  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
-  t.teardown(() => browser.close());
-  const context = await browser.newContext();
-  await context.addCookies([...owner.cookies].map(([name, value]) => ({ name, value, url })));
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(e.message));
+  const { page, problems } = await signedInPage(t, executablePath, url, owner.cookies);
   page.on('dialog', (d) => {
     problems.push(`a dialog opened: ${d.message()}`);
     void d.dismiss();

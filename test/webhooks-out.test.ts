@@ -7,9 +7,8 @@ import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import t from 'tap';
 import { r } from 'rethinkdb-ts';
-import { chromium } from 'playwright-core';
 import { Agent } from './fixtures/http.js';
-import { CHROMIUM_ARGS, findChromium } from './fixtures/browser.js';
+import { findChromium, signedInPage } from './fixtures/browser.js';
 import { sleep, startApp, startDb } from './fixtures/chat.js';
 
 const HOOK_ENV = { OUTGOING_HOOK_TIMEOUT_SECONDS: '1', OUTGOING_HOOK_BACKOFF_SECONDS: '0.2', OUTGOING_HOOK_MAX_ATTEMPTS: '3', OUTGOING_HOOK_POLL_SECONDS: '0.2' };
@@ -201,13 +200,7 @@ t.test('the admin page lists the hooks and the failed deliveries', async (t) => 
   const failed = (await owner.get('/api/hooks')).json<{ failed: Array<{ id: string; lastError: string }> }>().failed;
   const down = failed.find((f) => /answered 500/.test(f.lastError));
   t.ok(down, 'a failed delivery to look for');
-  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
-  t.teardown(() => browser.close());
-  const context = await browser.newContext();
-  await context.addCookies([...owner.cookies].map(([name, value]) => ({ name, value, url })));
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(e.message));
+  const { page, problems } = await signedInPage(t, executablePath, url, owner.cookies);
   await page.goto(`${url}/admin`);
   const row = page.locator(`#deliveries tr[data-delivery="${down!.id}"]`);
   await row.waitFor();
