@@ -39,6 +39,8 @@ const els = {
   roomSettings: $<HTMLButtonElement>('room-settings'),
   level: $<HTMLSelectElement>('room-level'),
   notifyEnable: $<HTMLButtonElement>('notify-enable'),
+  joinBar: $('join-bar'),
+  join: $<HTMLButtonElement>('join'),
   thread: $('thread'),
   typing: $('typing'),
   ...roomElements(),
@@ -52,6 +54,10 @@ const dmNames = new Map<string, string>();
 const view = new MessageList(els.list, els.jump, els.empty);
 const pendingCards = new Map<string, HTMLElement>();
 let current: string | undefined;
+/** a public channel the user is not in, opened by a link: shown read-only, not in the sidebar */
+let preview: WireRoom | undefined;
+/** One answer for a linked message one may not see and for one that does not exist. */
+const NOT_FOUND = 'That message was not found.';
 
 const sidebar = new Sidebar(els.sidebar, { open: (id) => openRoom(id) });
 const draw = () =>
@@ -109,12 +115,11 @@ function markRead(): void {
   const newest = session.history.messages.at(-1);
   if (!current || !newest || document.hidden) return;
   const room = rooms.get(current);
-  if (room && room.unread === 0 && room.id === current && lastRead.get(room.id) === newest.id) return;
+  if (!room) return; // a preview: no read position to keep
+  if (room.unread === 0 && lastRead.get(room.id) === newest.id) return;
   lastRead.set(current, newest.id);
-  if (room) {
-    room.unread = 0;
-    room.mentions = 0;
-  }
+  room.unread = 0;
+  room.mentions = 0;
   socket.write({ type: 'read', room: current, id: newest.id });
   draw();
 }
@@ -134,13 +139,13 @@ function onFrame(f: OutboundFrame): void {
         const wanted = params.get('room');
         linked = params.get('message') ?? undefined;
         linkedReply = params.get('reply') ?? undefined;
-        const first = (wanted && rooms.get(wanted)) || [...rooms.values()][0];
-        if (first) openRoom(first.id);
-        else view.status('You are in no room yet: make one, or browse the channels.');
+        if (wanted && !rooms.has(wanted)) void openLinked(wanted);
+        else openFirst(wanted ?? undefined);
       }
       break;
     case 'roomAdded':
       rooms.set(f.room.id, f.room);
+      if (f.room.id === current) showLevel(f.room);
       void nameDms();
       draw();
       break;
@@ -348,9 +353,11 @@ function messageCard(m: WireMessage, where: { inThread?: boolean } = {}): HTMLEl
     b.addEventListener('click', fn);
     actions.append(b);
   };
-  for (const emoji of QUICK_REACTIONS.slice(0, 3)) act(emoji, `React with ${emoji}`, () => void toggleReaction(m, emoji));
-  if (isMine(m)) act('✎', 'Edit', () => editMessage(m));
-  if (isMine(m) || mayManage() || currentOwner === me.id) act('🗑', 'Delete', () => deleteMessage(m));
+  // A preview is read-only: a link to copy, and the replies to read.
+  const reading = preview?.id === m.room;
+  if (!reading) for (const emoji of QUICK_REACTIONS.slice(0, 3)) act(emoji, `React with ${emoji}`, () => void toggleReaction(m, emoji));
+  if (isMine(m) && !reading) act('✎', 'Edit', () => editMessage(m));
+  if ((isMine(m) || mayManage() || currentOwner === me.id) && !reading) act('🗑', 'Delete', () => deleteMessage(m));
   act('🔗', 'Copy link', () => {
     const url = new URL(location.href);
     url.searchParams.set('room', m.room);
@@ -359,7 +366,7 @@ function messageCard(m: WireMessage, where: { inThread?: boolean } = {}): HTMLEl
     notice('Link copied.');
   });
   if (m.thread === undefined && !where.inThread) {
-    act('💬', 'Reply in thread', () => void thread.open(m));
+    if (!reading) act('💬', 'Reply in thread', () => void thread.open(m));
     if ((m.replies ?? 0) > 0) {
       const last = m.lastReply ? new Date(m.lastReply).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
       const link = Object.assign(document.createElement('button'), { type: 'button', className: 'thread-link', textContent: `${m.replies} repl${m.replies === 1 ? 'y' : 'ies'}${last ? ` · last at ${last}` : ''}` });
@@ -426,7 +433,7 @@ function afterJoin(room: string): void {
       linkedReply = undefined;
       if (start) void thread.open(start);
     },
-    () => notice('That message is not there any more.'),
+    () => notice(NOT_FOUND),
   );
 }
 
@@ -450,8 +457,74 @@ view.onTop(() => {
 
 let currentOwner: string | null | undefined;
 
+/** The linked room (when the user is in it), else the sidebar's first room. */
+function openFirst(wanted?: string): void {
+  const first = (wanted && rooms.get(wanted)) || [...rooms.values()][0];
+  if (first) openRoom(first.id);
+  else view.status('You are in no room yet: make one, or browse the channels.');
+}
+
+/** A link to a room not in the sidebar: a public channel opens as a preview; a room one may
+ *  not see answers as one that does not exist (the server's 404 for both), and the first
+ *  room opens with the same notice. */
+async function openLinked(id: string): Promise<void> {
+  const found = await api<{ room: Omit<WireRoom, 'unread' | 'mentions' | 'level' | 'levelChosen'> & { isMember: boolean } }>('GET', `/api/rooms/${encodeURIComponent(id)}`).catch(() => undefined);
+  if (current !== undefined) return; // opened meanwhile
+  const room = found?.room;
+  if (room && room.kind === 'channel' && !room.isMember) {
+    preview = { ...room, unread: 0, mentions: 0, level: 'mentions', levelChosen: false };
+    return openRoom(id);
+  }
+  if (room && rooms.has(id)) return openRoom(id); // joined meanwhile, on another device
+  linked = linkedReply = undefined;
+  openFirst();
+  notice(NOT_FOUND);
+}
+
+els.join.addEventListener('click', () => {
+  const r = preview;
+  if (!r || current !== r.id) return;
+  els.join.disabled = true;
+  api<{ room: WireRoom }>('POST', `/api/rooms/${r.id}/join`).then(
+    ({ room }) => {
+      els.join.disabled = false;
+      // The messages shown stay; the socket's membership feed adds the room (roomAdded) and
+      // its messages keep coming through the join the preview made.
+      if (!rooms.has(room.id)) rooms.set(room.id, { ...r, ...room });
+      preview = undefined;
+      if (current === room.id) {
+        showChrome(rooms.get(room.id)!);
+        // The cards drawn read-only get their actions, the linked one keeps its mark.
+        const marked = els.list.querySelector<HTMLElement>('.msg.linked')?.dataset.id;
+        session.history.messages.forEach((m, i) => view.replace(messageCard(m), i));
+        if (marked) [...els.list.querySelectorAll<HTMLElement>('.msg')].find((x) => x.dataset.id === marked)?.classList.add('linked');
+      }
+      draw();
+    },
+    (e: unknown) => {
+      els.join.disabled = false;
+      notice(e instanceof Error ? e.message : String(e));
+    },
+  );
+});
+
+/** The open room's header buttons and composer: a preview has a Join button instead. */
+function showChrome(r: WireRoom): void {
+  const previewing = preview?.id === r.id;
+  els.joinBar.hidden = !previewing;
+  els.compose.hidden = previewing;
+  els.body.disabled = r.archived;
+  els.send.disabled = r.archived;
+  els.body.placeholder = r.archived ? 'This room is archived' : `Message ${r.kind === 'dm' ? (dmNames.get(r.id) ?? '') : r.name}`;
+  els.addPeople.hidden = previewing || r.kind === 'dm' || me.role === 'guest';
+  els.roomSettings.hidden = previewing || r.kind === 'dm';
+  if (previewing) els.level.parentElement!.hidden = true;
+  else showLevel(r);
+}
+
 function openRoom(id: string): void {
-  const r = rooms.get(id);
+  if (preview && preview.id !== id) preview = undefined;
+  const r = rooms.get(id) ?? preview;
   if (!r) return;
   openedReadId = r.unread > 0 ? r.readId : undefined;
   currentOwner = undefined;
@@ -463,12 +536,7 @@ function openRoom(id: string): void {
   session.join(id);
   els.roomName.textContent = r.kind === 'dm' ? (dmNames.get(id) ?? 'Direct message') : `${r.kind === 'channel' ? '#' : '🔒 '}${r.name}`;
   els.roomTopic.textContent = r.topic;
-  els.body.disabled = r.archived;
-  els.send.disabled = r.archived;
-  els.body.placeholder = r.archived ? 'This room is archived' : `Message ${r.kind === 'dm' ? (dmNames.get(id) ?? '') : r.name}`;
-  els.addPeople.hidden = r.kind === 'dm' || me.role === 'guest';
-  els.roomSettings.hidden = r.kind === 'dm';
-  showLevel(r);
+  showChrome(r);
   thread.close();
   els.sidebar.classList.remove('open');
   const url = new URL(location.href);
@@ -502,7 +570,7 @@ function submit(): void {
   els.body.value = '';
 }
 wireComposer(els.compose, els.body, submit);
-wireUploads({ room: () => current, box: els.body, button: $<HTMLButtonElement>('attach'), input: $<HTMLInputElement>('file-input'), dropZone: document.querySelector<HTMLElement>('section.room')!, list: $('uploads'), notice });
+wireUploads({ room: () => (current === preview?.id ? undefined : current), box: els.body, button: $<HTMLButtonElement>('attach'), input: $<HTMLInputElement>('file-input'), dropZone: document.querySelector<HTMLElement>('section.room')!, list: $('uploads'), notice });
 els.menu.addEventListener('click', () => els.sidebar.classList.toggle('open'));
 
 // ---- dialogs -----------------------------------------------------------------------------
