@@ -39,6 +39,8 @@ if (!executablePath) {
   const ids: string[] = [];
   for (let i = 0; i < 160; i++) ids.push((await post(ann, long, `long #${i}`)).id);
   const old = ids[30];
+  // A thread on the linked message: its replies stay out of the room.
+  await ann.post(`/api/rooms/${long}/messages`, { body: 'a reply in the thread', thread: old });
   const secret = await roomOf(ann, 'group', 'secret plans');
   const secretMessage = await post(ann, secret, 'the secret itself');
   // Cat's and Gil's first rooms: where a link that finds nothing leaves them.
@@ -82,6 +84,13 @@ if (!executablePath) {
     t.notOk(await page.isVisible('#room-settings'), 'no settings');
     t.equal(await page.$$eval('#messages .msg .actions [aria-label^="React"]', (els) => els.length), 0, 'nothing to react with: read-only');
     t.notOk((await sidebarNames(page)).some((n) => n.includes('long')), 'not in the sidebar');
+    await page.waitForFunction(() => /^1 member\b/.test(document.querySelector('#room-members')?.textContent ?? ''));
+    t.pass('the header counts the one member, Ann');
+    await page.click('#messages .msg.linked .thread-link');
+    await page.waitForSelector('#thread .thread-replies .body:text-is("a reply in the thread")');
+    t.notOk(await page.isVisible('#thread form'), "the thread's replies can be read, but there is no reply box");
+    t.notOk(await page.isVisible('#thread .thread-follow'), 'and no Follow');
+    await page.click('#thread .thread-close');
 
     await post(ann, long, 'while Bob previews');
     await page.waitForSelector('#messages .msg .body:text-is("while Bob previews")');
@@ -90,6 +99,8 @@ if (!executablePath) {
     await page.click('#join');
     await page.waitForSelector('#compose', { state: 'visible' });
     t.notOk(await page.isVisible('#join-bar'), 'joined: the Join button is gone, the composer is there');
+    await page.waitForFunction(() => /^2 members\b/.test(document.querySelector('#room-members')?.textContent ?? ''));
+    t.pass('the header counts Bob too');
     await page.waitForFunction(() => [...document.querySelectorAll('#sidebar .room-name')].some((e) => e.textContent?.includes('long')));
     t.pass('the channel is in the sidebar');
     t.equal(await page.getAttribute('#messages .msg.linked', 'data-id'), old, 'still at the linked message');

@@ -215,6 +215,7 @@ const thread = new ThreadPane(els.thread, {
     });
     return el;
   },
+  canReply: () => current !== undefined && preview?.id !== current,
   following: (start) => (start.followers ?? (typeof start.author === 'object' && start.author.id ? [start.author.id] : [])).includes(me.id),
   notice,
 });
@@ -494,6 +495,7 @@ els.join.addEventListener('click', () => {
       preview = undefined;
       if (current === room.id) {
         showChrome(rooms.get(room.id)!);
+        loadMembers(room.id); // one more now
         // The cards drawn read-only get their actions, the linked one keeps its mark.
         const marked = els.list.querySelector<HTMLElement>('.msg.linked')?.dataset.id;
         session.history.messages.forEach((m, i) => view.replace(messageCard(m), i));
@@ -544,6 +546,12 @@ function openRoom(id: string): void {
   history.replaceState(null, '', url);
   presence.stopped();
   roomPeople = [];
+  loadMembers(id);
+  draw();
+}
+
+/** The open room's member count in the header, and whose presence to follow. */
+function loadMembers(id: string): void {
   void api<{ members: Person[] }>('GET', `/api/rooms/${id}/members`).then(
     ({ members }) => {
       if (current !== id) return;
@@ -554,7 +562,6 @@ function openRoom(id: string): void {
     },
     () => undefined,
   );
-  draw();
 }
 
 function submit(): void {

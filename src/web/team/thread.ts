@@ -12,6 +12,8 @@ export interface ThreadDeps {
   send(thread: string, body: string, alsoRoom: boolean): HTMLElement | undefined;
   /** whether the current user follows the thread */
   following(start: WireMessage): boolean;
+  /** whether the user may reply and follow here (not in a channel's read-only preview) */
+  canReply(): boolean;
   notice(text: string): void;
 }
 
@@ -25,6 +27,7 @@ export class ThreadPane {
   private readonly follow: HTMLButtonElement;
   private readonly body: HTMLTextAreaElement;
   private readonly also: HTMLInputElement;
+  private readonly form: HTMLFormElement;
 
   constructor(
     private readonly root: HTMLElement,
@@ -36,9 +39,10 @@ export class ThreadPane {
     this.follow = q('.thread-follow');
     this.body = q('textarea');
     this.also = q('input[type="checkbox"]');
+    this.form = q('form');
     q<HTMLButtonElement>('.thread-close').addEventListener('click', () => this.close());
     this.follow.addEventListener('click', () => void this.toggleFollow());
-    q<HTMLFormElement>('form').addEventListener('submit', (e) => {
+    this.form.addEventListener('submit', (e) => {
       e.preventDefault();
       this.submit();
     });
@@ -59,9 +63,12 @@ export class ThreadPane {
     this.replies = [];
     this.pending.clear();
     this.root.hidden = false;
+    const replying = this.deps.canReply();
+    this.form.hidden = !replying;
+    this.follow.hidden = !replying;
     this.draw();
     await this.readMore();
-    this.body.focus();
+    if (replying) this.body.focus();
   }
 
   close(): void {
