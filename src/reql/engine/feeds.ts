@@ -152,11 +152,11 @@ export class FeedCursor implements Cursor {
         if (source.index === table.primaryKey) {
           const r = table.get(k);
           if (r) yield r;
-        } else for (const [, r] of table.indexRange(source.index, k, k, false, false)) yield r;
+        } else yield* table.indexRows(source.index, k, k, false, false);
       }
     } else if (source.kind === 'between') {
       if (source.index === table.primaryKey) yield* table.primaryRange(source.lo, source.hi, source.loOpen, source.hiOpen);
-      else for (const [, r] of table.indexRange(source.index, source.lo, source.hi, source.loOpen, source.hiOpen)) yield r;
+      else yield* table.indexRows(source.index, source.lo, source.hi, source.loOpen, source.hiOpen);
     }
   }
 
@@ -170,9 +170,7 @@ export class FeedCursor implements Cursor {
     const rows =
       source.index === table.primaryKey
         ? table.primaryRange(lo, hi, r?.loOpen ?? false, r?.hiOpen ?? false, source.desc)
-        : (function* () {
-            for (const [, row] of table.indexRange(source.index, lo, hi, r?.loOpen ?? false, r?.hiOpen ?? false, source.desc)) yield row;
-          })();
+        : table.indexRows(source.index, lo, hi, r?.loOpen ?? false, r?.hiOpen ?? false, source.desc);
     for (const row of rows) {
       if (out.length >= source.n) break;
       // A row passing the feed's filters counts toward the window.
@@ -185,8 +183,7 @@ export class FeedCursor implements Cursor {
     if (!row) return [];
     const { table } = this.feed.spec;
     if (index === table.primaryKey) return [row[index]];
-    const idx = table.indexes.get(index);
-    return idx ? idx.keys(row) : [];
+    return table.indexValues(index, row);
   }
 
   private matches(row: DatumObject | null): boolean {

@@ -74,15 +74,8 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
       if (v === undefined) return [];
       // Rows whose index value is null, minval or maxval are not in the index.
       if (v === null || isBound(v)) return [];
-      if (def.multi && Array.isArray(v)) {
-        const seen = new Set<string>();
-        return v.filter((x) => {
-          const k = JSON.stringify(x);
-          if (x === null || isBound(x) || seen.has(k)) return false;
-          seen.add(k);
-          return true;
-        });
-      }
+      // A value may come twice; the table keeps one entry of each.
+      if (def.multi && Array.isArray(v)) return v.filter((x) => x !== null && !isBound(x));
       return [v];
     };
   };

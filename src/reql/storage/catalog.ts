@@ -105,8 +105,7 @@ export class Catalog {
         this.loggedRows++;
         const t = this.tables.get(rec.t);
         if (!t) break;
-        if (rec.row) t.rows.set(rec.key, rec.row);
-        else t.rows.delete(rec.key);
+        t.load(rec.key, rec.row);
         break;
       }
     }
@@ -124,7 +123,7 @@ export class Catalog {
     const log = this.log;
     if (!log || this.compacting) return;
     let live = 0;
-    for (const t of this.tables.values()) live += t.rows.size;
+    for (const t of this.tables.values()) live += t.size;
     // History may be at most as large again as live data (and small logs are left alone).
     if (this.loggedRows < (this.opts.compactMinRows ?? 100_000) || this.loggedRows < 2 * live) return;
     this.compacting = true;
@@ -146,7 +145,7 @@ export class Catalog {
     for (const t of this.tables.values()) {
       yield { k: 'table', id: t.id, db: t.db, name: t.name, pk: t.primaryKey, durability: t.durability };
       for (const idx of t.indexes.values()) yield { k: 'index', t: t.id, def: idx.def };
-      for (const [key, row] of t.rows.entries()) yield { k: 'put', t: t.id, key: key as Datum, row };
+      for (const row of t.scan()) yield { k: 'put', t: t.id, key: row[t.primaryKey], row };
     }
   }
 

@@ -1,11 +1,10 @@
 // A table held in memory: rows in a B+ tree by primary key, and one B+ tree per secondary
-// index keyed by [index value, primary key], so ranges and ordered limits cost O(log n + k).
-import btree from 'sorted-btree';
-import { compare, MAXVAL, MINVAL, type Datum, type DatumObject, type Key } from '../engine/datum.js';
-
-// sorted-btree is CommonJS with an ES-style default export.
-const BTree = btree.default;
-type Tree<K, V> = btree.default<K, V>;
+// index holding entries [index value, primary key], so ranges and ordered limits cost
+// O(log n + k). Keys are strings that sort as their values do (keys.ts), so the trees compare
+// them natively; an index entry is only its key, and leads to its row through the primary key.
+import { MAXVAL, MINVAL, type Datum, type DatumObject, type Key } from '../engine/datum.js';
+import { AFTER, decodeKey, encodeKey, encodePair, skipKey } from './keys.js';
+import { SortedMap } from './sorted.js';
 
 export interface IndexDef {
   name: string;
@@ -15,13 +14,14 @@ export interface IndexDef {
   geo: boolean;
 }
 
-/** Computes a row's index values; empty when the row is not in the index. */
+/** Computes a row's index values (a value may come more than once); empty when the row is not in the index. */
 export type KeyFn = (row: DatumObject) => Datum[];
 
 export interface Index {
   def: IndexDef;
   keys: KeyFn;
-  tree: Tree<[Key, Key], DatumObject>;
+  /** encodePair(value, primary key) of every entry */
+  tree: SortedMap;
 }
 
 export interface RowChange {
@@ -29,10 +29,9 @@ export interface RowChange {
   new: DatumObject | null;
 }
 
-const pairCompare = (a: [Key, Key], b: [Key, Key]) => compare(a[0], b[0]) || compare(a[1], b[1]);
-
 export class Table {
-  readonly rows: Tree<Key, DatumObject> = new BTree<Key, DatumObject>(undefined, compare);
+  /** rows by encodeKey(primary key) */
+  private rows = new SortedMap<DatumObject>(true);
   readonly indexes = new Map<string, Index>();
   /** Told of each batch of changes once it may be shown (see Catalog.commit), with its version. */
   readonly listeners = new Set<(changes: RowChange[], version: number) => void>();
@@ -49,69 +48,107 @@ export class Table {
     public durability: 'hard' | 'soft' = 'hard',
   ) {}
 
+  get size(): number {
+    return this.rows.size;
+  }
+
   get(key: Datum): DatumObject | undefined {
-    return this.rows.get(key);
+    return this.rows.get(encodeKey(key));
   }
 
   *scan(desc = false): Iterable<DatumObject> {
-    const it = desc ? this.rows.entriesReversed() : this.rows.entries();
-    for (const [, row] of it) yield row;
+    for (const [, row] of this.rows.entries(undefined, false, desc)) yield row;
   }
 
   /** Rows whose primary key lies in the range, in key order. */
   *primaryRange(lo: Key, hi: Key, loOpen: boolean, hiOpen: boolean, desc = false): Iterable<DatumObject> {
+    const l = encodeKey(lo);
+    const h = encodeKey(hi);
     if (!desc) {
-      for (const [k, row] of this.rows.entries(lo === MINVAL ? undefined : (lo as Datum))) {
-        if (loOpen && compare(k, lo) === 0) continue;
-        const c = compare(k, hi);
-        if (c > 0 || (hiOpen && c === 0)) return;
+      for (const [k, row] of this.rows.entries(l, loOpen)) {
+        if (k > h || (hiOpen && k === h)) return;
         yield row;
       }
     } else {
-      for (const [k, row] of this.rows.entriesReversed(hi === MAXVAL ? undefined : (hi as Datum))) {
-        if (hiOpen && compare(k, hi) === 0) continue;
-        const c = compare(k, lo);
-        if (c < 0 || (loOpen && c === 0)) return;
+      for (const [k, row] of this.rows.entries(h, hiOpen, true)) {
+        if (k < l || (loOpen && k === l)) return;
         yield row;
       }
     }
   }
 
-  /** [index value, row] pairs in the range, in index order. */
-  *indexRange(name: string, lo: Key, hi: Key, loOpen: boolean, hiOpen: boolean, desc = false): Iterable<[Key, DatumObject]> {
+  /** Index entries in the range, in index order: [where the value ends, entry, row]. */
+  private *entriesIn(name: string, lo: Key, hi: Key, loOpen: boolean, hiOpen: boolean, desc: boolean): Iterable<[number, string, DatumObject]> {
     const idx = this.indexes.get(name)!;
-    if (!desc) {
-      const start: [Key, Key] = [lo, loOpen ? MAXVAL : MINVAL];
-      for (const [[v], row] of idx.tree.entries(start)) {
-        if (loOpen && compare(v, lo) === 0) continue;
-        const c = compare(v, hi);
-        if (c > 0 || (hiOpen && c === 0)) return;
-        yield [v, row];
-      }
-    } else {
-      const start: [Key, Key] = [hi, hiOpen ? MINVAL : MAXVAL];
-      for (const [[v], row] of idx.tree.entriesReversed(start)) {
-        if (hiOpen && compare(v, hi) === 0) continue;
-        const c = compare(v, lo);
-        if (c < 0 || (loOpen && c === 0)) return;
-        yield [v, row];
-      }
+    // An entry is value + primary key: every entry of value v lies in [enc(v), enc(v) + AFTER).
+    const l = encodeKey(lo);
+    const h = encodeKey(hi);
+    const from = desc ? (hiOpen ? h : h + AFTER) : loOpen ? l + AFTER : l;
+    const stop = desc ? (loOpen ? l + AFTER : l) : hiOpen ? h : h + AFTER;
+    for (const entry of idx.tree.keys(from, false, desc)) {
+      if (desc ? entry < stop : entry >= stop) return;
+      const end = skipKey(entry, 0);
+      const row = this.rows.get(entry.slice(end));
+      if (row) yield [end, entry, row];
     }
+  }
+
+  /** Rows of the index entries in the range, in index order (a row once per entry). */
+  *indexRows(name: string, lo: Key, hi: Key, loOpen: boolean, hiOpen: boolean, desc = false): Iterable<DatumObject> {
+    for (const [, , row] of this.entriesIn(name, lo, hi, loOpen, hiOpen, desc)) yield row;
+  }
+
+  /**
+   * [index value, row] pairs in the range, in index order. The value is read back from the
+   * entry, so a time comes in UTC and an object with sorted keys (equal in order, that is).
+   */
+  *indexRange(name: string, lo: Key, hi: Key, loOpen: boolean, hiOpen: boolean, desc = false): Iterable<[Key, DatumObject]> {
+    for (const [, entry, row] of this.entriesIn(name, lo, hi, loOpen, hiOpen, desc)) yield [decodeKey(entry, 0)[0], row];
   }
 
   *indexScan(name: string, desc = false): Iterable<[Key, DatumObject]> {
     yield* this.indexRange(name, MINVAL, MAXVAL, false, false, desc);
   }
 
+  *indexScanRows(name: string, desc = false): Iterable<DatumObject> {
+    yield* this.indexRows(name, MINVAL, MAXVAL, false, false, desc);
+  }
+
+  /** The distinct values a row has in an index. */
+  indexValues(name: string, row: DatumObject): Datum[] {
+    const idx = this.indexes.get(name);
+    if (!idx) return [];
+    const vals = idx.keys(row);
+    if (vals.length < 2) return vals;
+    const seen = new Set<string>();
+    return vals.filter((v) => {
+      const k = encodeKey(v);
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+  }
+
+  /** The index entries of one row. */
+  private entriesOf(idx: Index, row: DatumObject, pk: Datum): string[] {
+    const vals = idx.keys(row);
+    const out: string[] = [];
+    for (const v of vals) out.push(encodePair(v, pk));
+    return out;
+  }
+
   addIndex(def: IndexDef, keys: KeyFn): void {
-    const tree = new BTree<[Key, Key], DatumObject>(undefined, pairCompare);
     const pk = this.primaryKey;
-    // Sorting first and inserting in order builds the tree about twice as fast (restarts).
-    const entries: Array<[[Key, Key], DatumObject]> = [];
-    for (const [, row] of this.rows.entries()) for (const v of keys(row)) entries.push([[v, row[pk]], row]);
-    entries.sort((a, b) => pairCompare(a[0], b[0]));
-    for (const [k, row] of entries) tree.set(k, row);
-    this.indexes.set(def.name, { def, keys, tree });
+    const idx: Index = { def, keys, tree: new SortedMap(false) };
+    // Sorting once and building the tree from sorted keys is far quicker than inserting each.
+    const entries: string[] = [];
+    for (const [, row] of this.rows.entries()) for (const e of this.entriesOf(idx, row, row[pk])) entries.push(e);
+    entries.sort();
+    let n = 0;
+    for (let i = 0; i < entries.length; i++) if (i === 0 || entries[i] !== entries[i - 1]) entries[n++] = entries[i];
+    entries.length = n;
+    idx.tree = SortedMap.fromSorted(entries);
+    this.indexes.set(def.name, idx);
   }
 
   /**
@@ -123,13 +160,14 @@ export class Table {
     for (const ch of changes) {
       const key = (ch.new ?? ch.old)![pk];
       if (ch.old) {
-        for (const idx of this.indexes.values()) for (const v of idx.keys(ch.old)) idx.tree.delete([v, key]);
+        for (const idx of this.indexes.values()) for (const e of this.entriesOf(idx, ch.old, key)) idx.tree.delete(e);
       }
+      const k = encodeKey(key);
       if (ch.new) {
-        this.rows.set(key, ch.new);
-        for (const idx of this.indexes.values()) for (const v of idx.keys(ch.new)) idx.tree.set([v, key], ch.new);
+        this.rows.set(k, ch.new);
+        for (const idx of this.indexes.values()) for (const e of this.entriesOf(idx, ch.new, key)) idx.tree.set(e);
       } else {
-        this.rows.delete(key);
+        this.rows.delete(k);
       }
     }
     return ++this.version;
@@ -152,9 +190,10 @@ export class Table {
     this.announced = this.announced.then(() => shown).then(tell, () => undefined);
   }
 
-  /** Loads a row during replay: no feeds exist yet. */
+  /** Sets a row during replay, before any index exists: no index is kept up to date. */
   load(key: Datum, row: DatumObject | null): void {
-    const old = this.rows.get(key) ?? null;
-    this.apply([{ old, new: row }]);
+    const k = encodeKey(key);
+    if (row) this.rows.set(k, row);
+    else this.rows.delete(k);
   }
 }

@@ -214,7 +214,7 @@ function minMax(which: 'min' | 'max') {
         if (indexOpt === table.primaryKey) {
           for (const row of table.scan(desc)) return row;
         } else {
-          for (const [, row] of table.indexScan(indexOpt, desc)) return row;
+          for (const row of table.indexScanRows(indexOpt, desc)) return row;
         }
         return onEmpty();
       }
@@ -321,11 +321,7 @@ def(T.DISTINCT, 1, 1, (c, t) => {
         for (const row of s.iter()) if (isObject(row)) yield row[indexOpt];
       })());
       const idx = table.indexes.get(indexOpt)!;
-      if (s.typeName === 'TABLE') {
-        return distinctSorted((function* () {
-          for (const [k] of table.indexScan(indexOpt)) yield k as Datum;
-        })());
-      }
+      // The values as the rows hold them (an index entry keeps a time's instant, not its zone).
       return distinctSorted((function* () {
         for (const row of s.iter()) if (isObject(row)) yield* idx.keys(row);
       })());
@@ -386,7 +382,7 @@ def(T.GROUP, 1, Infinity, (c, t) => {
     if (indexOpt === table.primaryKey) indexKeys = (row) => (isObject(row) ? [row[indexOpt]] : []);
     else {
       const idx = table.indexes.get(indexOpt)!;
-      indexKeys = (row) => (isObject(row) ? idx.keys(row) : []);
+      indexKeys = (row) => (isObject(row) ? table.indexValues(indexOpt, row) : []);
     }
   }
 

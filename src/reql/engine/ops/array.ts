@@ -292,7 +292,7 @@ def(T.EQ_JOIN, 3, 3, (c, t) => {
         if (r) yield { left: l, right: r };
       } else {
         const seen = new Set<string>();
-        for (const [, r] of table.indexRange(index, k, k, false, false)) {
+        for (const r of table.indexRows(index, k, k, false, false)) {
           const pk = JSON.stringify(r[table.primaryKey]);
           if (seen.has(pk)) continue;
           seen.add(pk);

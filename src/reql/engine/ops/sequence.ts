@@ -248,7 +248,7 @@ def(T.COUNT, 1, 2, (c, t) => {
     if (isObject(src) && !src.$reql_type$) return Object.keys(src).length;
     const s = seqArg(c, src);
     if (s instanceof Stream && s.opts.infinite) throw logicError('Cannot use an infinite stream with an aggregation function (`reduce`, `count`, etc.) or coerce it to an array.');
-    if (s instanceof Stream && s.typeName === 'TABLE' && s.opts.table) return s.opts.table.rows.size;
+    if (s instanceof Stream && s.typeName === 'TABLE' && s.opts.table) return s.opts.table.size;
     if (Array.isArray(s)) return s.length;
     let n = 0;
     for (const _ of s.iter()) n++;

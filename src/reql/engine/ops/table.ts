@@ -106,7 +106,7 @@ function serverStatusStream(c: Ctx): Stream {
     statusTables.set(c.state.catalog, t);
   }
   const row = serverStatus(c);
-  t.rows.set(SERVER_ID, row); // the address is known only once the wire server listens
+  t.load(SERVER_ID, row); // the address is known only once the wire server listens
   const table = t;
   // No `table` in the options: a selection of it would accept writes.
   return new Stream('TABLE', () => table.scan(), { feed: { table, source: { kind: 'table' }, transforms: [] } });
@@ -213,7 +213,7 @@ def(T.GET_ALL, 1, Infinity, (c, t) => {
       if (index === table.primaryKey) {
         const row = table.get(k);
         if (row) yield row;
-      } else for (const [, row] of table.indexRange(index, k, k, false, false)) yield row;
+      } else yield* table.indexRows(index, k, k, false, false);
     }
   };
   return new Stream('SELECTION<STREAM>', iter, { table, feed: { table, source: { kind: 'getAll', index, keys }, transforms: [] } });
@@ -243,7 +243,7 @@ def(T.BETWEEN, 3, 3, (c, t) => {
     if (index === table.primaryKey) return table.primaryRange(lo, hi, loOpen, hiOpen, desc);
     return (function* () {
       const seen = table.indexes.get(index)!.def.multi ? new Set<string>() : undefined;
-      for (const [, row] of table.indexRange(index, lo, hi, loOpen, hiOpen, desc)) {
+      for (const row of table.indexRows(index, lo, hi, loOpen, hiOpen, desc)) {
         if (seen) {
           const k = JSON.stringify(row[table.primaryKey]);
           if (seen.has(k)) continue;
