@@ -1,16 +1,21 @@
 // `npm run bench:reql`: figures for the embedded ReQL server, measured over the wire with
 // rethinkdb-ts against the standalone server in its own process (so its memory is its own).
-//   npm run bench:reql -- [--messages 1000000] [--quick] [--server HOST:PORT] [--json FILE]
+//   npm run bench:reql -- [--messages 1000000] [--quick] [--search] [--server HOST:PORT] [--json FILE] [--keep]
+//   npm run bench:reql -- --restart-only DIR [--messages N]   (restart figures of a directory kept by --keep)
 // With --server it measures any RethinkDB instead (no RSS/restart figures then).
 // The messages table is chat-like (about 200-byte bodies, 200 rooms, timestamps, some
 // replies, mentions and edits) with the secondary indexes a team chat declares on its
-// messages; restart_ms is from spawning the server on its data to the first answered count.
+// messages; --search adds the search fields and the multi index over them (src/search/text.ts,
+// about 39 index entries a message). restart_ms is from spawning the server on its data to the
+// first answered count. The load averages (/proc/loadavg) at the start and the end are printed:
+// on a shared machine every figure moves with them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { r, type Connection, type RDatum } from 'rethinkdb-ts';
+import { searchFields } from '../src/search/text.js';
 
 const { values } = parseArgs({
   options: {
@@ -20,12 +25,15 @@ const { values } = parseArgs({
     server: { type: 'string' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false }, // keep the data directory (its path is printed)
+    search: { type: 'boolean', default: false },
+    'restart-only': { type: 'string' },
   },
 });
 const DOCS = Number(values.messages ?? values.docs ?? (values.quick ? 100_000 : 1_000_000));
 if (!Number.isInteger(DOCS) || DOCS < 1 || DOCS > 10_000_000) throw new Error(`--messages must be a whole number from 1 to 10000000, got ${values.messages ?? values.docs}`);
 const DB = 'bench';
-const results: Record<string, number | string> = { messages: DOCS };
+const results: Record<string, number | string> = { messages: DOCS, search: values.search ? 'yes' : 'no' };
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -78,6 +86,7 @@ function chatDoc(i: number): Record<string, unknown> {
   if (i % 20 === 7) doc.mentions = [uuid(3, (user + 1) % 200)];
   if (i % 50 === 9) doc.updated = new Date(sent.getTime() + 60_000);
   if (i % 50 === 9) doc.edited = new Date(sent.getTime() + 60_000);
+  if (values.search) Object.assign(doc, searchFields(doc as unknown as Parameters<typeof searchFields>[0]));
   return doc;
 }
 
@@ -90,21 +99,80 @@ async function chatIndexes(conn: Connection, msgs: ReturnType<typeof r.table>): 
   await msgs.indexCreate('thread_sent', (m: RDatum) => [m('thread'), m('sent'), m('id')]).run(conn);
   await msgs.indexCreate('attention', (m: RDatum) => m('mentions').map((u: RDatum) => [u, m('room'), m('sent'), m('id')]), { multi: true }).run(conn);
   await msgs.indexCreate('room_all', (m: RDatum) => [m('room'), m('mentionsRoom'), m('sent'), m('id')]).run(conn);
+  if (values.search) await msgs.indexCreate('search', (m: RDatum) => m('terms').map((t: RDatum) => [m('room'), t, m('sent'), m('id')]), { multi: true }).run(conn);
   await msgs.indexWait().run(conn);
 }
 
+/** p50 and p99 of a point get and of the newest 50 messages of a room, one query at a time. */
+async function reads(conn: Connection, prefix: string): Promise<void> {
+  const msgs = r.db(DB).table('msgs');
+  {
+    const lat: number[] = [];
+    for (let k = 0; k < 2000; k++) {
+      const i = (k * 7919) % DOCS;
+      const t0 = now();
+      const row = await msgs.get(uuid(2, i)).run(conn);
+      lat.push(ms(now() - t0));
+      if (!row) throw new Error(`message ${i} not found`);
+    }
+    lat.sort((a, b) => a - b);
+    results[`${prefix}point_get_p50_ms`] = +pct(lat, 50).toFixed(3);
+    results[`${prefix}point_get_p99_ms`] = +pct(lat, 99).toFixed(3);
+  }
+  {
+    const lat: number[] = [];
+    for (let k = 0; k < 200; k++) {
+      const room = uuid(1, (k * 37) % ROOMS);
+      const t0 = now();
+      const rows = await msgs.between([room, r.minval, r.minval], [room, r.maxval, r.maxval], { index: 'room_sent' }).orderBy({ index: r.desc('room_sent') }).limit(50).run(conn);
+      lat.push(ms(now() - t0));
+      if (rows.length !== 50 && DOCS >= 50 * ROOMS) throw new Error(`expected 50 rows, got ${rows.length}`);
+    }
+    lat.sort((a, b) => a - b);
+    results[`${prefix}index_range_50_p50_ms`] = +pct(lat, 50).toFixed(3);
+    results[`${prefix}index_range_50_p99_ms`] = +pct(lat, 99).toFixed(3);
+  }
+}
+
+/** Starts a server on dir again: time to its first answer, its CPU time and RSS, and reads on it. */
+async function restart(dir: string, port: number): Promise<void> {
+  const t0 = now();
+  const again = await startServer(dir, port);
+  const c2 = await r.connect({ host: '127.0.0.1', port });
+  try {
+    const count = await r.db(DB).table('msgs').count().run(c2);
+    results.restart_ms = Math.round(ms(now() - t0));
+    results.restart_cpu_ms = cpuMs(again.pid!);
+    results.restart_rss_mib = rssMiB(again.pid!);
+    if (count !== DOCS) throw new Error(`after restart: ${count} docs, expected ${DOCS}`);
+    await reads(c2, 'restarted_');
+    results.restarted_rss_mib = rssMiB(again.pid!);
+  } finally {
+    await c2.close();
+    again.kill('SIGTERM');
+    await new Promise((res) => again.once('exit', res));
+  }
+}
+
 async function main(): Promise<void> {
+  results.loadavg_start = loadavg();
+  const port = 28100 + Math.floor(Math.random() * 500);
+  if (values['restart-only']) {
+    await restart(values['restart-only'], port);
+    results.loadavg_end = loadavg();
+    return;
+  }
   let child: ChildProcess | undefined;
   let dir: string | undefined;
   let host = '127.0.0.1';
-  let port = 28100 + Math.floor(Math.random() * 500);
+  let serverPort = port;
   if (values.server) {
-    [host, port] = [values.server.split(':')[0], Number(values.server.split(':')[1])];
+    [host, serverPort] = [values.server.split(':')[0], Number(values.server.split(':')[1])];
   } else {
     dir = mkdtempSync(join(tmpdir(), 'reql-bench-'));
     child = await startServer(dir, port);
   }
-  const conn: Connection = await r.connect({ host, port });
+  const conn: Connection = await r.connect({ host, port: serverPort });
   try {
     await r.dbCreate(DB).run(conn).catch(() => undefined);
     await r.db(DB).tableCreate('w').run(conn).catch(() => undefined);
@@ -156,20 +224,7 @@ async function main(): Promise<void> {
       results.bulk_load_docs_per_s = Math.round(DOCS / (ms(now() - t0) / 1000));
     }
 
-    // Index range read: the last 50 messages of one room out of DOCS.
-    {
-      const lat: number[] = [];
-      for (let k = 0; k < 200; k++) {
-        const room = uuid(1, (k * 37) % ROOMS);
-        const t0 = now();
-        const rows = await msgs.between([room, r.minval, r.minval], [room, r.maxval, r.maxval], { index: 'room_sent' }).orderBy({ index: r.desc('room_sent') }).limit(50).run(conn);
-        lat.push(ms(now() - t0));
-        if (rows.length !== 50 && DOCS >= 50 * ROOMS) throw new Error(`expected 50 rows, got ${rows.length}`);
-      }
-      lat.sort((a, b) => a - b);
-      results.index_range_50_p50_ms = +pct(lat, 50).toFixed(3);
-      results.index_range_50_p99_ms = +pct(lat, 99).toFixed(3);
-    }
+    await reads(conn, '');
 
     // Changefeed delivery latency with 100 open feeds (one per room), writes spread over them.
     {
@@ -217,28 +272,20 @@ async function main(): Promise<void> {
     results.server_rss_mib = rssMiB(child.pid!);
     child.kill('SIGTERM');
     await new Promise((res) => child!.once('exit', res));
-    const t0 = now();
-    const again = await startServer(dir, port);
-    const c2 = await r.connect({ host, port });
-    const count = await r.db(DB).table('msgs').count().run(c2);
-    results.restart_ms = Math.round(ms(now() - t0));
-    results.restart_cpu_ms = cpuMs(again.pid!);
-    results.restart_rss_mib = rssMiB(again.pid!);
-    if (count !== DOCS) throw new Error(`after restart: ${count} docs, expected ${DOCS}`);
-    await c2.close();
-    again.kill('SIGTERM');
-    await new Promise((res) => again.once('exit', res));
+    await restart(dir, port);
     if (values.keep) results.data_dir = dir;
     else rmSync(dir, { recursive: true, force: true });
   }
-
-  const width = Math.max(...Object.keys(results).map((k) => k.length));
-  for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(width)}  ${v}`);
-  if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
+  results.loadavg_end = loadavg();
 }
 
 main().then(
-  () => process.exit(0),
+  () => {
+    const width = Math.max(...Object.keys(results).map((k) => k.length));
+    for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(width)}  ${v}`);
+    if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
+    process.exit(0);
+  },
   (e: unknown) => {
     console.error(e);
     process.exit(1);
