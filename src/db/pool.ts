@@ -3,7 +3,9 @@
 // process-wide pool in `r.pool` and drains the previous one when called again, which does not
 // fit an app whose dependencies are passed in and which a test may build twice.)
 // Queries multiplex over a connection, so changefeeds and writes share them.
+import { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RethinkDBConnection } from 'rethinkdb-ts/lib/connection/connection.js';
 import { r, type Connection, type RunOptions } from 'rethinkdb-ts';
 import type { Logger } from 'pino';
 import type { DbAddress, DbServer } from '../config.js';
@@ -23,6 +25,13 @@ export interface Pool {
   /** Resolves once a connection is open; rejects after `timeoutMs`. */
   waitHealthy(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The byte stream under a rethinkdb-ts connection (its RethinkDBConnection's socket), to hear
+ *  every answer on it; undefined if the driver's shape is not what 3.x has. */
+function wireOf(conn: Connection): Pick<Duplex, 'on' | 'off'> | undefined {
+  const inner = (conn as Partial<Pick<RethinkDBConnection, 'socket'>>).socket?.socket;
+  return inner instanceof Duplex ? inner : undefined;
 }
 
 export class DbUnavailableError extends Error {
@@ -110,23 +119,36 @@ export function openPool(address: DbAddress, opts: PoolOptions): Pool {
   /**
    * A node that dies without closing its sockets (kill -9 of a machine, a cut network) sends
    * nothing more, and a connection to it would wait for ever, with the changefeeds on it. Each
-   * connection is pinged; one that does not answer in time is closed, so its queries fail,
-   * its feeds reopen elsewhere and the pool reconnects. (rethinkdb-ts's own pingInterval
-   * waits for its answer without a limit, so it notices only a socket that errors.)
+   * connection is pinged; one from which nothing at all is heard (neither the ping's answer nor
+   * any other byte) for `timeoutMs` is closed, so its queries fail, its feeds reopen elsewhere
+   * and the pool reconnects. A busy connection whose ping waits behind other answers is alive,
+   * and so is one whose answers this process has not read yet because its own event loop was
+   * held up: a tick that comes late judges nothing. (rethinkdb-ts's own pingInterval waits
+   * for its answer without a limit, so it notices only a socket that errors.)
    */
   function keepAlive(conn: Connection, server: DbServer): { stop(): void } {
+    const every = Math.min(heartbeat.everyMs, heartbeat.timeoutMs / 2);
+    const wire = wireOf(conn);
+    let heard = Date.now();
+    const onData = () => (heard = Date.now());
+    wire?.on('data', onData);
     let waiting: number | undefined;
+    let lastTick = Date.now();
     const timer = setInterval(() => {
+      const now = Date.now();
+      const late = now - lastTick > 2 * every;
+      lastTick = now;
       if (waiting !== undefined) {
-        if (Date.now() - waiting < heartbeat.timeoutMs) return;
-        log.warn({ db: `${server.host}:${server.port}`, silentMs: Date.now() - waiting }, 'database connection does not answer; closing it');
-        clearInterval(timer);
+        const silentMs = now - Math.max(waiting, heard);
+        if (late || silentMs < heartbeat.timeoutMs) return;
+        log.warn({ db: `${server.host}:${server.port}`, silentMs }, 'database connection does not answer; closing it');
+        stop();
         const i = open.indexOf(conn);
         if (i >= 0) open.splice(i, 1);
         void conn.close().catch(() => undefined);
         return;
       }
-      const sent = Date.now();
+      const sent = now;
       waiting = sent;
       r.expr(1)
         .run(conn)
@@ -136,9 +158,13 @@ export function openPool(address: DbAddress, opts: PoolOptions): Pool {
           },
           () => undefined, // a failing connection closes, and is replaced
         );
-    }, Math.min(heartbeat.everyMs, heartbeat.timeoutMs / 2));
+    }, every);
     timer.unref();
-    return { stop: () => clearInterval(timer) };
+    function stop() {
+      clearInterval(timer);
+      wire?.off('data', onData);
+    }
+    return { stop };
   }
 
   // A loop caught in a connection attempt during close() closes what it gets and ends by itself.
