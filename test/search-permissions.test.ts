@@ -3,10 +3,15 @@
 // message that user's history (the room's page, or its thread) shows now with the same text, and
 // every message of their history that has the word is found. Checked again after messages are
 // edited and deleted, people are removed from rooms, leave them, are added, and a member
-// becomes a guest.
+// becomes a guest. The searches go each way the service looks: across rooms (hits enough, or
+// the term's entries all checked), and room by room (one or two rooms, or a word whose newest
+// messages are in a room none of them reads).
+import { randomUUID } from 'node:crypto';
 import { r } from 'rethinkdb-ts';
 import t, { type Test } from 'tap';
 import type { WireMessage } from '../src/chat/wire.js';
+import { SCAN_PER_ROOM } from '../src/search/service.js';
+import { fieldsOnInsert } from '../src/search/stored.js';
 import { fold } from '../src/search/text.js';
 import { Agent } from './fixtures/http.js';
 import { startApp, startDb } from './fixtures/chat.js';
@@ -73,6 +78,15 @@ await post('m1', c1, n++, { thread: startC1.id });
 await post('g1', c1, n++, { thread: startC1.id, alsoRoom: true });
 await post('owner', p1, n++, { thread: startP1.id });
 await post('g2', p1, n++, { thread: startP1.id });
+// More messages with `beta` than a look across rooms checks (SCAN_PER_ROOM for each room one
+// may read), newer than all the others, in rooms none of them reads: every search for it must
+// go on room by room past them.
+const elsewhere = { id: id('owner'), name: 'owner' };
+const roomsNow = Number(await table('rooms').count().run(conn));
+await table('messages').insert(Array.from({ length: SCAN_PER_ROOM * roomsNow + 50 }, (_, i) => {
+  const m = { id: randomUUID(), room: `elsewhere-${randomUUID()}`, body: `beta far away ${i}`, author: elsewhere };
+  return { ...m, ...fieldsOnInsert(m), sent: r.now() };
+})).run(conn);
 
 interface Hit {
   message: WireMessage;

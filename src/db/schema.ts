@@ -78,6 +78,9 @@ const TABLES: Record<string, Record<string, IndexSpec>> = {
     // and time, so a word in a room is a range from the newest down. Messages without terms
     // (deleted, system, stored before search: npm run admin -- reindex-search) are not in it.
     search: { fn: (m: RDatum) => m('terms').map((t: RDatum) => [m('room'), t, m('sent'), m('id')]), multi: true },
+    // The same entries across rooms, by term and time: a viewer who reads many rooms finds a
+    // word's newest messages in one range instead of one range per room (src/search/service.ts).
+    term_sent: { fn: (m: RDatum) => m('terms').map((t: RDatum) => [t, m('sent'), m('id')]), multi: true },
   },
   [USERS]: {},
   [CLAIMS]: {},

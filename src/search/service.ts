@@ -1,12 +1,18 @@
 // Search: a parsed query, for a viewer, over the rooms the access module says they may read.
 //
-// Candidates are index ranges, never a scan: for each readable room, the `search` index
-// ([room, term, sent, id], one entry per stored term) from the newest down, for the one term
-// that narrows most (the longest word, or a facet such as #from:<user>); the database checks
-// each candidate for the other words, prefixes and phrases (patterns on the folded words), stops at the page's size, merges the
-// rooms newest first and cuts the page. A query of dates or rooms alone ranges over room_sent.
-// Deleted messages and system messages have no terms, so they are in no range; an edit
-// replaces the terms, so the old text is found no more.
+// Candidates are index ranges, never a scan, for the one term that narrows most: of the words
+// and facets asked for (#from:<user>, ...), the one with the fewest entries (a capped count of
+// each). For a viewer of more than one room, the look is across rooms first: the term's newest
+// entries in term_sent ([term, sent, id]), those in readable rooms kept, the other words,
+// prefixes and phrases checked by the database (patterns on the folded words), until the page
+// is full. When that checks SCAN_PER_ROOM entries per readable room without filling the page,
+// or for one room, it is room by room: each readable room's range of `search` ([room, term,
+// sent, id]) from the newest down, merged newest first. Room by room alone made a common word
+// cost a sorted read in every room, and on RethinkDB a sorted read of a multi index evaluates
+// the index function again for each row it reads (about 200 rows a room for a page of 20). A
+// query of dates or rooms alone ranges over room_sent. Deleted messages and system messages
+// have no terms, so they are in no range; an edit replaces the terms, so the old text is found
+// no more.
 import { r, type RDatum, type RStream } from 'rethinkdb-ts';
 import { z } from 'zod';
 import type { Access, Viewer } from '../chat/access.js';
@@ -82,9 +88,28 @@ interface Lookup {
   weight: number;
 }
 
+/** The look across rooms checks this many of a term's newest entries per readable room, about
+ *  what reading one room's range costs; past that it goes room by room. So a search costs at
+ *  most about twice the cheaper of the two ways, whichever it is. */
+export const SCAN_PER_ROOM = 200;
+/** A term's entries are counted up to this many, to pick the term with the fewest. */
+const COUNT_UP_TO = 500;
+
 export function createSearch(opts: SearchOptions) {
   const { pool, db, access, users } = opts;
   const table = () => r.db(db).table(MESSAGES);
+
+  /** The lookup whose term has the fewest entries in the range (counted up to COUNT_UP_TO, in
+   *  every room: one cheap count each); between equals, the one that narrows most. */
+  async function pickDriver(lookups: Lookup[], range: (index: string, key: unknown[]) => RStream): Promise<Lookup | undefined> {
+    if (lookups.length <= 1) return lookups[0];
+    const counts = z.array(z.number()).parse(await pool.run(r.expr(lookups.map((l) => range('term_sent', [l.term]).limit(COUNT_UP_TO).count()))));
+    let best = 0;
+    for (let i = 1; i < lookups.length; i++) {
+      if (counts[i]! < counts[best]! || (counts[i] === counts[best] && lookups[i]!.weight > lookups[best]!.weight)) best = i;
+    }
+    return lookups[best];
+  }
 
   return {
     async search(viewer: Viewer, q: ParsedQuery, page: { cursor?: string; limit: number }): Promise<SearchPage> {
@@ -110,7 +135,13 @@ export function createSearch(opts: SearchOptions) {
       if (q.hasFile) lookups.push({ term: facet.file, weight: 6 });
       if (q.hasLink) lookups.push({ term: facet.link, weight: 3 });
       if (q.isThread) lookups.push({ term: facet.thread, weight: 3 });
-      const driver = lookups.reduce<Lookup | undefined>((best, l) => (!best || l.weight > best.weight ? l : best), undefined);
+      const fetch = page.limit + 1;
+      const low = q.after ?? r.minval;
+      // The upper end (open): the cursor's hit, or before: when that is earlier, or the top.
+      const fromCursor = after !== undefined && !(q.before !== undefined && q.before.getTime() / 1000 < after[0]);
+      const range = (index: string, key: unknown[]): RStream =>
+        table().between([...key, low], fromCursor && after ? [...key, r.epochTime(after[0]), after[1]] : [...key, q.before ?? r.maxval], { index, rightBound: 'open' });
+      const driver = await pickDriver(lookups, range);
 
       /** everything asked for, checked on each candidate by the database */
       const matches = (m: RDatum) => {
@@ -128,20 +159,30 @@ export function createSearch(opts: SearchOptions) {
         return tests.reduce((a, b) => a.and(b), r.expr(true));
       };
 
-      const fetch = page.limit + 1;
-      const low = q.after ?? r.minval;
       const filtered = driver === undefined || lookups.length > 1 || q.phrases.length > 0 || lookups.some((l) => l.verify !== undefined || l.text !== undefined);
-      const branches = rooms.map((room) => {
-        const index = driver ? 'search' : 'room_sent';
-        const key = driver ? [room.id, driver.term] : [room.id];
-        // The upper end (open): the cursor's hit, or before: when that is earlier, or the top.
-        const fromCursor = after !== undefined && !(q.before !== undefined && q.before.getTime() / 1000 < after[0]);
-        const upper = fromCursor && after ? [...key, r.epochTime(after[0]), after[1]] : [...key, q.before ?? r.maxval];
-        const range: RStream = table().between([...key, low], upper, { index, rightBound: 'open' }).orderBy({ index: r.desc(index) });
-        return (filtered ? range.filter((m: RDatum) => matches(m)) : range).limit(fetch);
-      });
-      const merged = branches.length === 1 ? branches[0]! : branches[0]!.union(...(branches.slice(1) as [RStream]));
-      const raw: unknown[] = await pool.run(merged.orderBy(r.desc('sent'), r.desc('id')).limit(fetch).map((m: RDatum) => ({ row: m, t: m('sent').toEpochTime() })));
+      /** each room's range from the newest down, merged newest first */
+      const roomByRoom = () => {
+        const branches = rooms.map((room) => {
+          const index = driver ? 'search' : 'room_sent';
+          const newest = range(index, driver ? [room.id, driver.term] : [room.id]).orderBy({ index: r.desc(index) });
+          return (filtered ? newest.filter((m: RDatum) => matches(m)) : newest).limit(fetch);
+        });
+        const merged = branches.length === 1 ? branches[0]! : branches[0]!.union(...(branches.slice(1) as [RStream]));
+        return merged.orderBy(r.desc('sent'), r.desc('id')).limit(fetch).coerceTo('array');
+      };
+      let found: RDatum;
+      if (driver && rooms.length > 1) {
+        // Across rooms first: the term's newest entries in every room, the readable matches
+        // kept. That is the answer when it fills the page or the range holds no more; else (the
+        // term's newest messages are mostly in rooms the viewer may not read, or rarely match
+        // the rest of the query) room by room.
+        const scan = SCAN_PER_ROOM * rooms.length;
+        const readable = r.expr(Object.fromEntries(rooms.map((room) => [room.id, true])));
+        const across = range('term_sent', [driver.term]).orderBy({ index: r.desc('term_sent') }).limit(scan)
+          .filter((m: RDatum) => readable.hasFields(m('room')).and(matches(m))).limit(fetch).coerceTo('array');
+        found = r.do(across, (hits: RDatum) => r.branch(hits.count().eq(fetch), hits, range('term_sent', [driver.term]).limit(scan).count().lt(scan), hits, roomByRoom()));
+      } else found = roomByRoom();
+      const raw: unknown[] = await pool.run(found.map((m: RDatum) => ({ row: m, t: m('sent').toEpochTime() })));
       const rows = raw.map((x) => hitRow.parse(x));
       const byId = new Map(rooms.map((room) => [room.id, room]));
       const hits: SearchHit[] = [];
