@@ -43,6 +43,8 @@ export interface ConversationsResult {
   catchUp: Array<{ rooms: number; missedMessages: number; missedChanges: number; toHistoryMs: number; toLastChangeMs: number }>;
 }
 
+/** sockets of the phase that ended, and transport errors they saw */
+const ended = { n: 0, errors: 0, beforeOpen: 0, timeouts: 0 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
@@ -80,14 +82,23 @@ function watcher(url: string, user: TeamUser, onFrame: (f: OutboundFrame, at: nu
   let snapshot: () => void = () => undefined;
   const o = new Promise<number>((resolve) => (opened = resolve));
   const s = new Promise<void>((resolve) => (snapshot = resolve));
+  let wasOpen = false;
   sock.on('open', () => {
+    wasOpen = true;
     opened(performance.now());
     sock.write({ type: 'hello', protocol: 2 });
     sock.write(resume ? { type: 'watch', rooms: resume } : { type: 'watch' });
   });
+  sock.on('timeout', () => ended.timeouts++);
+  sock.on('end', () => {
+    ended.n++;
+    if (!wasOpen) ended.beforeOpen++;
+  });
+  sock.on('error', () => ended.errors++);
   sock.on('data', (f: OutboundFrame) => {
     const at = performance.now();
     if (f.type === 'rooms') snapshot();
+    else if (f.type === 'error') log(`a socket was told ${JSON.stringify(f).slice(0, 200)}`);
     onFrame(f, at);
   });
   return { opened: o, rooms: s, write: (f) => sock.write(f), close: () => sock.end() };
@@ -152,7 +163,10 @@ export async function conversationsPhase(db: Db, o: ConversationsOptions): Promi
       }));
     }
     for (const w of watching) sockets.push(w);
-    await withDeadline(Promise.all(watching.map((w) => w.rooms)), 120_000, `${o.sockets} sockets' sidebars`);
+    let ready = 0;
+    for (const w of watching) void w.rooms.then(() => ready++);
+    const progress = setInterval(() => log(`${ready} of ${watching.length} sidebars so far (${ended.n} sockets ended, ${ended.beforeOpen} of them before opening, ${ended.timeouts} open timeouts, ${ended.errors} transport errors)`), 10_000);
+    await withDeadline(Promise.all(watching.map((w) => w.rooms)), 120_000, `${o.sockets} sockets' sidebars`).finally(() => clearInterval(progress));
     const connectSeconds = Math.round((performance.now() - connectStart) / 100) / 10;
     await sleep(2000);
     const writesWhileConnecting = presenceWrites.n - before;
