@@ -20,6 +20,8 @@ export interface ReqlServerOptions {
   unkind?: UnkindOptions;
   /** tests only: every log write reaches the disk this many ms late */
   slowDiskMs?: number;
+  /** tests only: writes after the last snapshot before the log is compacted (default 100,000) */
+  compactMinRows?: number;
 }
 
 export interface ReqlServer {
@@ -32,7 +34,7 @@ export interface ReqlServer {
 }
 
 export async function startReqlServer(opts: ReqlServerOptions = {}): Promise<ReqlServer> {
-  const engine = await createEngine({ dataDir: opts.inMemory ? undefined : opts.dataDir, onWarn: opts.onWarn, slowDiskMs: opts.slowDiskMs });
+  const engine = await createEngine({ dataDir: opts.inMemory ? undefined : opts.dataDir, onWarn: opts.onWarn, slowDiskMs: opts.slowDiskMs, compactMinRows: opts.compactMinRows });
   const wire = await startWireServer({ engine, host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, password: opts.password ?? '', unkind: opts.unkind });
   engine.listening(wire.host, wire.port);
   return {

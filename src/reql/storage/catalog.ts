@@ -1,11 +1,24 @@
 // Databases and tables, and how their changes reach the durable log. Every mutation goes
 // through here, so the log is the single source of truth on restart.
+//
+// A compaction writes the log anew as a snapshot: the databases, tables and index definitions
+// as records, then each table's rows and each index's entries in key order, in blobs (below)
+// that a restart loads without parsing a row or computing an index: trees are built from
+// sorted keys at once, and a row's text stays in the file (Table's RowFile) until it is read.
+// What was written after the snapshot (the tail) is replayed record by record. Compactions
+// come when the tail holds an eighth as many writes as there are live rows (and at least
+// compactMinRows), so a restart replays at most that many.
+//
+// Blobs (after the log's 00 byte), integers little-endian, keys and texts as latin1 bytes:
+//   rows:    01, u16 + table id, u32 count, then per row u16 + encoded primary key, u32 + text
+//   entries: 02, u16 + table id, u16 + index name (UTF-8), u32 count, then per entry u32 + entry
 import { randomUUID } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Datum, DatumObject } from '../engine/datum.js';
-import type { DurableLog } from './log.js';
-import { Table, type IndexDef, type KeyFn, type RowChange } from './table.js';
+import { LazyFrame, logPath, type DurableLog } from './log.js';
+import { rowTextStart, Table, type IndexDef, type KeyFn, type RowChange, type RowFile, type RowRef } from './table.js';
 
 export type Durability = 'hard' | 'soft';
 
@@ -15,7 +28,7 @@ type LogRecord =
   | { k: 'table'; id: string; db: string; name: string; pk: string; durability: Durability }
   | { k: 'tableconf'; id: string; name: string; durability: Durability }
   | { k: 'tabledrop'; id: string }
-  | { k: 'index'; t: string; def: IndexDef }
+  | { k: 'index'; t: string; def: IndexDef; bulk?: true }
   | { k: 'indexdrop'; t: string; name: string }
   | { k: 'indexrename'; t: string; from: string; to: string }
   | { k: 'put'; t: string; key: Datum; row: DatumObject | null };
@@ -25,7 +38,7 @@ export interface CatalogOptions {
   /** Compiles a stored index function into a key extractor (the engine knows ReQL; storage does not). */
   compileIndex: (def: IndexDef) => KeyFn;
   onWarn?: (msg: string) => void;
-  /** row records the log may hold before compaction is considered (default 100,000) */
+  /** row records written after the last snapshot before a compaction is considered (default 100,000) */
   compactMinRows?: number;
   /** tests only: see LogOptions.slowDiskMs */
   slowDiskMs?: number;
@@ -38,8 +51,12 @@ export class Catalog {
   private lockFile?: string;
   private compacting = false;
   private closing = false;
-  /** row records in the log file; compared with live rows to decide when to compact */
-  private loggedRows = 0;
+  /** row records written after the last snapshot; compared with live rows to decide when to compact */
+  private tailRows = 0;
+  /** the log file, where tables read the rows of the last snapshot */
+  private rowFile?: LogRows;
+  /** a snapshot's table whose blobs are being read (restart) */
+  private bulk?: { table: Table; keys: string[]; refs: RowRef[]; indexes: Map<string, { def: IndexDef; entries: string[] }> };
 
   private constructor(private readonly opts: CatalogOptions) {}
 
@@ -47,11 +64,15 @@ export class Catalog {
     const cat = new Catalog(opts);
     if (opts.dataDir) {
       cat.lockFile = await lockDataDir(opts.dataDir);
+      const logOpts = { dir: opts.dataDir, slowDiskMs: opts.slowDiskMs };
+      cat.rowFile = new LogRows(logPath(logOpts));
       const pendingIndexes: Array<[Table, IndexDef]> = [];
       // Loaded only when there is something to persist.
       const { openLog } = await import('./log.js');
-      cat.log = await openLog({ dir: opts.dataDir, slowDiskMs: opts.slowDiskMs }, (rec) => cat.replay(rec as LogRecord, pendingIndexes), opts.onWarn);
-      // Indexes are built once after replay rather than maintained through every replayed write.
+      cat.log = await openLog(logOpts, (rec, at) => cat.replay(rec as LogRecord | Buffer, at, pendingIndexes), opts.onWarn);
+      cat.finishBulk();
+      // Indexes the snapshot does not hold are built once after replay rather than maintained
+      // through every replayed write.
       for (const [table, def] of pendingIndexes) {
         if (cat.tables.get(table.id) === table && table.indexes.has(def.name) === false) {
           table.addIndex(def, opts.compileIndex(def));
@@ -64,7 +85,23 @@ export class Catalog {
     return cat;
   }
 
-  private replay(rec: LogRecord, pending: Array<[Table, IndexDef]>): void {
+  private newTable(id: string, db: string, name: string, pk: string, durability: Durability): Table {
+    const t = new Table(id, db, name, pk, durability);
+    t.file = this.rowFile;
+    return t;
+  }
+
+  private replay(rec: LogRecord | Buffer, at: number, pending: Array<[Table, IndexDef]>): void {
+    if (Buffer.isBuffer(rec)) {
+      this.replayBlob(rec, at);
+      return;
+    }
+    if (rec.k === 'index' && rec.bulk) {
+      const t = this.tables.get(rec.t);
+      if (t) this.bulkFor(t).indexes.set(rec.def.name, { def: rec.def, entries: [] });
+      return;
+    }
+    this.finishBulk();
     switch (rec.k) {
       case 'db':
         this.dbs.set(rec.name, { id: rec.id, name: rec.name });
@@ -73,7 +110,7 @@ export class Catalog {
         this.dropDbNow(rec.name);
         break;
       case 'table':
-        this.tables.set(rec.id, new Table(rec.id, rec.db, rec.name, rec.pk, rec.durability));
+        this.tables.set(rec.id, this.newTable(rec.id, rec.db, rec.name, rec.pk, rec.durability));
         break;
       case 'tabledrop':
         this.tables.delete(rec.id);
@@ -94,26 +131,90 @@ export class Catalog {
       case 'indexdrop': {
         const i = pending.findIndex(([t, d]) => t.id === rec.t && d.name === rec.name);
         if (i >= 0) pending.splice(i, 1);
+        else this.tables.get(rec.t)?.indexes.delete(rec.name);
         break;
       }
       case 'indexrename': {
         const p = pending.find(([t, d]) => t.id === rec.t && d.name === rec.from);
         if (p) p[1] = { ...p[1], name: rec.to };
+        else {
+          const t = this.tables.get(rec.t);
+          const idx = t?.indexes.get(rec.from);
+          if (t && idx) {
+            t.indexes.delete(rec.from);
+            idx.def = { ...idx.def, name: rec.to };
+            t.indexes.set(rec.to, idx);
+          }
+        }
         break;
       }
       case 'put': {
-        this.loggedRows++;
-        const t = this.tables.get(rec.t);
-        if (!t) break;
-        t.load(rec.key, rec.row);
+        this.tailRows++;
+        // Indexes the snapshot held are kept up to date; the others are built at the end.
+        this.tables.get(rec.t)?.load(rec.key, rec.row);
         break;
       }
     }
   }
 
+  private bulkFor(t: Table): NonNullable<Catalog['bulk']> {
+    if (this.bulk?.table !== t) {
+      this.finishBulk();
+      this.bulk = { table: t, keys: [], refs: [], indexes: new Map() };
+    }
+    return this.bulk;
+  }
+
+  /** Reads a snapshot blob that starts at file offset `at`. */
+  private replayBlob(b: Buffer, at: number): void {
+    let p = 1;
+    const kind = b[p++];
+    const str = (n: number, enc: BufferEncoding) => {
+      const v = b.toString(enc, p, p + n);
+      p += n;
+      return v;
+    };
+    const t = this.tables.get(str(b.readUInt16LE((p += 2) - 2), 'latin1'));
+    if (kind === ROWS) {
+      const n = b.readUInt32LE(p);
+      p += 4;
+      if (!t) return;
+      const bulk = this.bulkFor(t);
+      for (let i = 0; i < n; i++) {
+        const klen = b.readUInt16LE(p);
+        bulk.keys.push(b.toString('latin1', p + 2, p + 2 + klen));
+        p += 2 + klen;
+        bulk.refs.push(at + p); // the text's length, then the text
+        p += 4 + b.readUInt32LE(p);
+      }
+    } else if (kind === ENTRIES) {
+      const name = str(b.readUInt16LE((p += 2) - 2), 'utf8');
+      const n = b.readUInt32LE(p);
+      p += 4;
+      const idx = t && this.bulkFor(t).indexes.get(name);
+      if (!idx) return;
+      for (let i = 0; i < n; i++) {
+        const len = b.readUInt32LE(p);
+        idx.entries.push(b.toString('latin1', p + 4, p + 4 + len));
+        p += 4 + len;
+      }
+    } else {
+      throw new Error(`unknown block of kind ${kind} in the log at offset ${at}`);
+    }
+  }
+
+  /** Builds the trees of the snapshot's table whose blobs were read. */
+  private finishBulk(): void {
+    const bulk = this.bulk;
+    if (!bulk) return;
+    this.bulk = undefined;
+    const { table } = bulk;
+    table.loadRows(bulk.keys, bulk.refs);
+    for (const { def, entries } of bulk.indexes.values()) table.loadIndex(def, this.opts.compileIndex(def), entries);
+  }
+
   private async write(records: LogRecord[], durability: Durability): Promise<void> {
     if (!this.log) return;
-    this.loggedRows += records.length;
     const written = this.log.append(records, durability);
     this.maybeCompact();
     await written;
@@ -124,14 +225,14 @@ export class Catalog {
     if (!log || this.compacting) return;
     let live = 0;
     for (const t of this.tables.values()) live += t.size;
-    // History may be at most as large again as live data (and small logs are left alone).
-    if (this.loggedRows < (this.opts.compactMinRows ?? 100_000) || this.loggedRows < 2 * live) return;
+    // Small logs are left alone; beyond that the tail may hold an eighth of the live rows.
+    if (this.tailRows < (this.opts.compactMinRows ?? 100_000) || this.tailRows * 8 < live) return;
     this.compacting = true;
-    this.loggedRows = live;
+    this.tailRows = 0;
     // The snapshot is taken synchronously, so writes after this point land after it in the new file.
-    const snapshot = [...this.snapshot()];
+    const { records, moved } = this.snapshot();
     log
-      .compact(snapshot)
+      .compact(records, moved)
       .catch((e: unknown) => this.opts.onWarn?.(`compaction failed, the log keeps growing: ${String(e)}`))
       .finally(() => {
         this.compacting = false;
@@ -140,13 +241,52 @@ export class Catalog {
       });
   }
 
-  private *snapshot(): Iterable<LogRecord> {
-    for (const db of this.dbs.values()) yield { k: 'db', id: db.id, name: db.name };
+  /**
+   * What a compaction writes, as it is now: records, and blobs made as they are written from
+   * the rows and entries taken now (strings do not change; rows still in the old file are
+   * copied from it). `moved`, called when the new file replaces the old, points the tables at
+   * their rows in it.
+   */
+  private snapshot(): { records: unknown[]; moved: () => void } {
+    const records: unknown[] = [];
+    const after: Array<() => void> = [];
+    const file = this.rowFile!;
+    for (const db of this.dbs.values()) records.push({ k: 'db', id: db.id, name: db.name });
     for (const t of this.tables.values()) {
-      yield { k: 'table', id: t.id, db: t.db, name: t.name, pk: t.primaryKey, durability: t.durability };
-      for (const idx of t.indexes.values()) yield { k: 'index', t: t.id, def: idx.def };
-      for (const row of t.scan()) yield { k: 'put', t: t.id, key: row[t.primaryKey], row };
+      records.push({ k: 'table', id: t.id, db: t.db, name: t.name, pk: t.primaryKey, durability: t.durability });
+      for (const idx of t.indexes.values()) records.push({ k: 'index', t: t.id, def: idx.def, bulk: true });
+      const { keys, refs } = t.captureRows();
+      const at = new Float64Array(keys.length);
+      const copy = file.copier();
+      for (let i = 0; i < keys.length; i += ROWS_PER_BLOB) {
+        const from = i;
+        const to = Math.min(keys.length, i + ROWS_PER_BLOB);
+        records.push(new LazyFrame((payloadAt) => rowsBlob(t.id, keys, refs, from, to, copy, payloadAt, at)));
+      }
+      after.push(() => {
+        if (this.tables.get(t.id) === t) t.relocate(keys, refs, at);
+      });
+      for (const idx of t.indexes.values()) {
+        const name = idx.def.name; // as the record above says, even if it is renamed meanwhile
+        const entries = t.captureIndex(name);
+        let i = 0;
+        do {
+          const from = i;
+          let bytes = 0;
+          while (i < entries.length && bytes < BLOB_BYTES) bytes += entries[i++].length + 4;
+          const to = i;
+          records.push(new LazyFrame(() => entriesBlob(t.id, name, entries, from, to)));
+        } while (i < entries.length);
+      }
     }
+    return {
+      records,
+      moved: () => {
+        // From here on offsets are the new file's: read it, and find each row in it.
+        file.reopen();
+        for (const f of after) f();
+      },
+    };
   }
 
   // --- databases ---
@@ -181,7 +321,7 @@ export class Catalog {
     return [...this.tables.values()].filter((t) => t.db === db);
   }
   createTable(db: string, name: string, pk: string, durability: Durability): { table: Table; done: Promise<void> } {
-    const t = new Table(randomUUID(), db, name, pk, durability);
+    const t = this.newTable(randomUUID(), db, name, pk, durability);
     this.tables.set(t.id, t);
     return { table: t, done: this.write([{ k: 'table', id: t.id, db, name, pk, durability }], 'hard') };
   }
@@ -226,9 +366,9 @@ export class Catalog {
       t.announce(changes, version); // scratch tables and in-memory engines persist nothing
       return Promise.resolve();
     }
-    const pk = t.primaryKey;
-    const records: LogRecord[] = changes.map((c) => ({ k: 'put', t: t.id, key: (c.new ?? c.old)![pk], row: c.new }));
-    const written = this.write(records, durability);
+    this.tailRows += changes.length;
+    const written = this.log.appendJson(putRecords(t, changes), durability);
+    this.maybeCompact();
     t.announce(changes, version, written);
     return written;
   }
@@ -240,6 +380,7 @@ export class Catalog {
   async close(): Promise<void> {
     this.closing = true;
     await this.log?.close();
+    this.rowFile?.close();
     if (this.lockFile) await rm(this.lockFile, { force: true });
   }
 }
@@ -270,5 +411,170 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const ROWS = 1;
+const ENTRIES = 2;
+/** Rows in one blob (about a megabyte of chat messages). */
+const ROWS_PER_BLOB = 2000;
+/** Index entries are cut into blobs of about this many bytes. */
+const BLOB_BYTES = 1 << 20;
+
+/** The put records of a commit as the UTF-8 of a JSON array, the rows' texts as they are kept. */
+function putRecords(t: Table, changes: RowChange[]): Buffer {
+  const pk = t.primaryKey;
+  const parts: string[] = [];
+  for (const c of changes) {
+    let head = `${parts.length ? ',' : '['}{"k":"put","t":${JSON.stringify(t.id)},"key":${JSON.stringify((c.new ?? c.old)![pk])},"row":`;
+    // Row texts are one byte a character (their UTF-8); so is the rest, once converted.
+    if (Buffer.byteLength(head) !== head.length) head = Buffer.from(head).toString('latin1');
+    parts.push(head, c.text === undefined ? 'null' : rowTextStart(c.text) ? c.text.slice(1) : c.text, '}');
+  }
+  parts.push(']');
+  return Buffer.from(parts.join(''), 'latin1');
+}
+
+/** A growing buffer for a blob. */
+class BlobWriter {
+  buf = Buffer.allocUnsafe(BLOB_BYTES + 4096);
+  at = 0;
+  room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(bigger, 0, 0, this.at);
+    this.buf = bigger;
+  }
+  u8(v: number): void {
+    this.room(1);
+    this.buf[this.at++] = v;
+  }
+  u16(v: number): void {
+    this.room(2);
+    this.at = this.buf.writeUInt16LE(v, this.at);
+  }
+  u32(v: number): void {
+    this.room(4);
+    this.at = this.buf.writeUInt32LE(v, this.at);
+  }
+  /** a string's bytes, latin1 or UTF-8, after its length (u16 or u32) */
+  str(s: string, enc: 'latin1' | 'utf8', lenBytes: 2 | 4): void {
+    const n = enc === 'latin1' ? s.length : Buffer.byteLength(s);
+    if (lenBytes === 2) this.u16(n);
+    else this.u32(n);
+    this.room(n);
+    this.at += this.buf.write(s, this.at, enc);
+  }
+  bytes(b: Buffer, start: number, end: number): void {
+    this.room(end - start);
+    this.at += b.copy(this.buf, this.at, start, end);
+  }
+  done(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+}
+
+/** Rows [from, to) of a table; records where each text now lies (`at`, file offsets). */
+function rowsBlob(tableId: string, keys: string[], refs: RowRef[], from: number, to: number, copy: Copier, payloadAt: number, at: Float64Array): Buffer {
+  const w = new BlobWriter();
+  w.u8(0);
+  w.u8(ROWS);
+  w.str(tableId, 'latin1', 2);
+  w.u32(to - from);
+  for (let i = from; i < to; i++) {
+    w.str(keys[i], 'latin1', 2);
+    at[i] = payloadAt + w.at;
+    const ref = refs[i];
+    if (typeof ref === 'string') w.str(ref, 'latin1', 4);
+    else {
+      const [b, start, end] = copy(ref);
+      w.u32(end - start);
+      w.bytes(b, start, end);
+    }
+  }
+  return w.done();
+}
+
+function entriesBlob(tableId: string, index: string, entries: string[], from: number, to: number): Buffer {
+  const w = new BlobWriter();
+  w.u8(0);
+  w.u8(ENTRIES);
+  w.str(tableId, 'latin1', 2);
+  w.str(index, 'utf8', 2);
+  w.u32(to - from);
+  for (let i = from; i < to; i++) w.str(entries[i], 'latin1', 4);
+  return w.done();
+}
+
+/** The bytes of the text at an offset of the file: [buffer, start, end]. */
+type Copier = (offset: number) => [Buffer, number, number];
+
+/**
+ * The log file, read where rows of the snapshot are (RowFile). It has a descriptor of its own,
+ * opened when first needed and opened again after a compaction replaces the file.
+ */
+class LogRows implements RowFile {
+  private fd: number | undefined;
+  private buf = Buffer.allocUnsafe(64 * 1024);
+
+  constructor(private readonly path: string) {}
+
+  private fdNow(): number {
+    this.fd ??= openSync(this.path, 'r');
+    return this.fd;
+  }
+
+  /** The file was replaced: read the new one from now on. */
+  reopen(): void {
+    this.close();
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  /** The text at `offset` (its length, then its bytes) into buf: [buf, start, end]. */
+  private text(offset: number, buf: Buffer): [Buffer, number, number] {
+    const fd = this.fdNow();
+    let n = readSync(fd, buf, 0, Math.min(buf.length, 2048), offset);
+    const len = buf.readUInt32LE(0);
+    if (4 + len > n) {
+      if (4 + len > buf.length) buf = Buffer.allocUnsafe(4 + len);
+      n = readSync(fd, buf, 0, 4 + len, offset);
+      if (n < 4 + len) throw new Error(`the log file ends inside the row at offset ${offset}`);
+    }
+    return [buf, 4, 4 + len];
+  }
+
+  read(offset: number): DatumObject {
+    const [b, start, end] = this.text(offset, this.buf);
+    // ASCII JSON, or a marker and UTF-8 (see Table's rowText)
+    return JSON.parse(b[start] === 1 ? b.toString('utf8', start + 1, end) : b.toString('latin1', start, end)) as DatumObject;
+  }
+
+  /**
+   * A reader for copying rows in file order (a snapshot's rows lie in key order): it reads a
+   * megabyte at a time, so copying a million rows is a few hundred reads, not a million.
+   */
+  copier(): Copier {
+    let win = Buffer.allocUnsafe(0);
+    let winAt = 0;
+    let winLen = 0;
+    return (offset) => {
+      const inWin = (n: number) => offset >= winAt && offset + n <= winAt + winLen;
+      if (!inWin(4) || !inWin(4 + win.readUInt32LE(offset - winAt))) {
+        if (win.length === 0) win = Buffer.allocUnsafe(BLOB_BYTES);
+        winAt = offset;
+        winLen = readSync(this.fdNow(), win, 0, win.length, offset);
+        const len = win.readUInt32LE(0);
+        if (4 + len > winLen) {
+          // Bigger than the window: on its own.
+          return this.text(offset, Buffer.allocUnsafe(4 + len));
+        }
+      }
+      const start = offset - winAt;
+      return [win, start + 4, start + 4 + win.readUInt32LE(start)];
+    };
   }
 }

@@ -2,11 +2,14 @@
 // frames, replayed in full at start-up and periodically rewritten as a snapshot of live data.
 //
 // File format (all integers little-endian):
-//   header: 8 bytes magic "REQL-LOG", u32 format version (1)
+//   header: 8 bytes magic "REQL-LOG", u32 format version (2; version 1 files are read too)
 //   frames: u32 payload length, u32 CRC-32 of the payload, payload = UTF-8 JSON array of the
-//           records of one append() call (so a group is all there or all gone after a crash)
-// A frame that runs past the end of the file, fails its CRC or is not a JSON array ends the
-// log: it and everything after it is dropped at open (as a write-ahead log treats its end).
+//           records of one append() call (so a group is all there or all gone after a crash),
+//           or (version 2) a blob: bytes whose first is 00, written by a compaction, whose
+//           meaning is the caller's (the catalog's bulk blocks of rows and index entries)
+// A frame that runs past the end of the file, fails its CRC or is neither ends the log: it and
+// everything after it is dropped at open (as a write-ahead log treats its end). A version 1
+// server refuses a version 2 file rather than take its first blob for a torn tail.
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import zlib from 'node:zlib';
@@ -23,6 +26,15 @@ export interface LogOptions {
   slowDiskMs?: number;
 }
 
+/**
+ * A frame of a snapshot made only when it is written: `make` gets the file offset its payload
+ * will start at and returns the payload, a blob (its first byte 00). It must build it from
+ * state captured when compact() was called.
+ */
+export class LazyFrame {
+  constructor(readonly make: (payloadAt: number) => Buffer) {}
+}
+
 export interface DurableLog {
   /**
    * Appends records (JSON values) as one group, all or none after a crash. 'hard' resolves once
@@ -31,14 +43,18 @@ export interface DurableLog {
    * within ~20 ms (surviving a process kill, not a power cut) without an fsync.
    */
   append(records: unknown[], durability: 'hard' | 'soft'): Promise<void>;
+  /** append() of records already serialized: `json` is the UTF-8 of a JSON array. */
+  appendJson(json: Buffer, durability: 'hard' | 'soft'): Promise<void>;
   /**
    * Rewrites the log as exactly `snapshot` followed by every append made after this call.
    * The snapshot is read synchronously during the call (so a lazy iterator over live state is
-   * fine) and its records must not be mutated afterwards. Appends carry on meanwhile; the new
-   * file replaces the old one atomically (temp file, fsync, rename, fsync dir). Rejects if a
-   * compaction is already running; a failure before the rename leaves the old log in use.
+   * fine) and its records must not be mutated afterwards; a LazyFrame in it becomes a frame of
+   * its own, made when it is written. Appends carry on meanwhile; the new file replaces the old
+   * one atomically (temp file, fsync, rename, fsync dir), and `onSwap` is called at the moment
+   * it does, before any other read or append (offsets into the file change then). Rejects if
+   * a compaction is already running; a failure before the rename leaves the old log in use.
    */
-  compact(snapshot: Iterable<unknown>): Promise<void>;
+  compact(snapshot: Iterable<unknown>, onSwap?: () => void): Promise<void>;
   /** Bytes in the log, counting appends not yet written (what the file will hold). */
   size(): number;
   /**
@@ -54,7 +70,9 @@ export interface DurableLog {
 }
 
 const MAGIC = Buffer.from('REQL-LOG', 'latin1');
-const VERSION = 1;
+const VERSION = 2;
+/** Versions this server reads: 1 has no blob frames. */
+const READS = [1, 2];
 const HEADER = Buffer.concat([MAGIC, Buffer.from([VERSION, 0, 0, 0])]);
 const FRAME_HEAD = 8;
 /** V8 strings hold at most ~512 M characters, so a bigger payload could never be decoded. */
@@ -97,6 +115,15 @@ function encodeFrame(json: string): Buffer {
   return frame;
 }
 
+/** The 8 bytes before a payload. */
+function frameHead(payload: Buffer): Buffer {
+  if (payload.length > MAX_FRAME) throw new RangeError(`log frame of ${payload.length} bytes exceeds the ${MAX_FRAME}-byte limit`);
+  const head = Buffer.allocUnsafe(FRAME_HEAD);
+  head.writeUInt32LE(payload.length, 0);
+  head.writeUInt32LE(crc32(payload), 4);
+  return head;
+}
+
 async function writeAll(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
   for (let off = 0; off < buf.length; ) {
     const { bytesWritten } = await fh.write(buf, off, buf.length - off, pos + off);
@@ -133,7 +160,7 @@ const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(Strin
  * Feeds every intact record after the header to onRecord; returns the offset where intact
  * frames end. Reads big chunks and decodes frames straight out of them.
  */
-async function replay(fh: FileHandle, size: number, onRecord: (record: unknown) => void): Promise<number> {
+async function replay(fh: FileHandle, size: number, onRecord: (record: unknown, at: number) => void): Promise<number> {
   let buf = Buffer.allocUnsafe(READ_CHUNK);
   let start = 0; // unparsed bytes are buf[start, end)
   let end = 0;
@@ -146,6 +173,13 @@ async function replay(fh: FileHandle, size: number, onRecord: (record: unknown) 
       if (end - start < FRAME_HEAD + len) break;
       const payload = buf.subarray(start + FRAME_HEAD, start + FRAME_HEAD + len);
       if (crc32(payload) !== buf.readUInt32LE(start + 4)) return at;
+      if (len > 0 && payload[0] === 0) {
+        // A blob: the caller's; it gets a copy (the read buffer is reused).
+        onRecord(Buffer.from(payload), at + FRAME_HEAD);
+        start += FRAME_HEAD + len;
+        at += FRAME_HEAD + len;
+        continue;
+      }
       let records: unknown;
       try {
         records = JSON.parse(payload.toString('utf8'));
@@ -153,7 +187,7 @@ async function replay(fh: FileHandle, size: number, onRecord: (record: unknown) 
         return at;
       }
       if (!Array.isArray(records)) return at;
-      for (const record of records) onRecord(record);
+      for (const record of records) onRecord(record, at + FRAME_HEAD);
       start += FRAME_HEAD + len;
       at += FRAME_HEAD + len;
     }
@@ -178,17 +212,18 @@ async function replay(fh: FileHandle, size: number, onRecord: (record: unknown) 
 
 /**
  * Opens the log in opts.dir (creating both if needed), replays every intact record in order
- * through onRecord, then cuts off a torn or corrupt tail, reporting it through onWarn and
+ * through onRecord (a blob frame's payload comes as a Buffer, with the file offset it starts
+ * at), then cuts off a torn or corrupt tail, reporting it through onWarn and
  * keeping a copy of the dropped bytes in `<file>.dropped` (overwritten each time) for
  * inspection. A file that is not a log of this version is refused with an error.
  */
 export async function openLog(
   opts: LogOptions,
-  onRecord: (record: unknown) => void,
+  onRecord: (record: unknown, at: number) => void,
   onWarn: (msg: string) => void = () => {},
 ): Promise<DurableLog> {
   await mkdir(opts.dir, { recursive: true });
-  const path = join(opts.dir, opts.fileName ?? 'reql.log');
+  const path = logPath(opts);
   // A compaction that never reached its rename leaves a partial copy; the log itself is intact.
   await rm(path + TMP_SUFFIX, { force: true });
   let fh: FileHandle;
@@ -210,7 +245,7 @@ export async function openLog(
       size = HEADER.length;
     } else if (!head.subarray(0, MAGIC.length).equals(MAGIC)) {
       throw new Error(`${path} is not a ReQL log file (bad magic); refusing to use it`);
-    } else if (head.readUInt32LE(MAGIC.length) !== VERSION) {
+    } else if (!READS.includes(head.readUInt32LE(MAGIC.length))) {
       throw new Error(`${path} has log format version ${head.readUInt32LE(MAGIC.length)}; this server reads version ${VERSION}`);
     }
     const good = await replay(fh, size, onRecord);
@@ -231,6 +266,11 @@ export async function openLog(
     await fh.close();
     throw e;
   }
+}
+
+/** The log's file. */
+export function logPath(opts: LogOptions): string {
+  return join(opts.dir, opts.fileName ?? 'reql.log');
 }
 
 interface Waiter {
@@ -294,9 +334,27 @@ class Log implements DurableLog {
     } catch (e) {
       return Promise.reject(asError(e));
     }
-    this.pending.push(frame);
-    this.pendingBytes += frame.length;
-    this.end += frame.length;
+    return this.enqueue([frame], durability);
+  }
+
+  appendJson(json: Buffer, durability: 'hard' | 'soft'): Promise<void> {
+    const err = this.unusable();
+    if (err) return Promise.reject(err);
+    let head: Buffer;
+    try {
+      head = frameHead(json);
+    } catch (e) {
+      return Promise.reject(asError(e));
+    }
+    return this.enqueue([head, json], durability);
+  }
+
+  private enqueue(parts: Buffer[], durability: 'hard' | 'soft'): Promise<void> {
+    for (const part of parts) {
+      this.pending.push(part);
+      this.pendingBytes += part.length;
+      this.end += part.length;
+    }
     if (durability === 'soft') {
       this.softTimer ??= setTimeout(() => {
         this.softTimer = undefined;
@@ -360,11 +418,12 @@ class Log implements DurableLog {
     return this.end;
   }
 
+
   shouldCompact(liveBytes: number): boolean {
     return !this.compaction && !this.unusable() && this.end >= this.minBytes && this.end > this.ratio * liveBytes;
   }
 
-  compact(snapshot: Iterable<unknown>): Promise<void> {
+  compact(snapshot: Iterable<unknown>, onSwap?: () => void): Promise<void> {
     const err = this.unusable();
     if (err) return Promise.reject(err);
     if (this.compaction) return Promise.reject(new Error('a log compaction is already running'));
@@ -376,14 +435,14 @@ class Log implements DurableLog {
     }
     // The snapshot covers everything appended so far; frames from this offset on come after it.
     const from = this.end;
-    const done = this.rewrite(records, from).finally(() => {
+    const done = this.rewrite(records, from, onSwap).finally(() => {
       this.compaction = undefined;
     });
     this.compaction = done;
     return done;
   }
 
-  private async rewrite(records: unknown[], from: number): Promise<void> {
+  private async rewrite(records: unknown[], from: number, onSwap?: () => void): Promise<void> {
     const tmp = this.path + TMP_SUFFIX;
     // Read-write: after the swap this handle is the log, and the next compaction reads from it.
     const out = await open(tmp, 'w+');
@@ -394,16 +453,28 @@ class Log implements DurableLog {
       let parts: string[] = [];
       let partChars = 0;
       for (let i = 0; i < records.length; i++) {
-        const json = JSON.stringify(records[i]) ?? 'null'; // as inside an array
-        parts.push(json);
-        partChars += json.length + 1;
-        if (partChars >= SNAPSHOT_FRAME || i === records.length - 1) {
+        const rec = records[i];
+        const lazy = rec instanceof LazyFrame;
+        if (!lazy) {
+          const json = JSON.stringify(rec) ?? 'null'; // as inside an array
+          parts.push(json);
+          partChars += json.length + 1;
+        }
+        if (parts.length > 0 && (lazy || partChars >= SNAPSHOT_FRAME || i === records.length - 1)) {
           const frame = encodeFrame(`[${parts.join(',')}]`);
           parts = [];
           partChars = 0;
           // Awaiting each frame's write also lets appends and reads run in between.
           await writeAll(out, frame, pos);
           pos += frame.length;
+        }
+        if (lazy) {
+          const payload = rec.make(pos + FRAME_HEAD);
+          if (payload[0] !== 0) throw new Error('a snapshot blob must start with a 00 byte');
+          const head = frameHead(payload);
+          await writeAll(out, head, pos);
+          await writeAll(out, payload, pos + FRAME_HEAD);
+          pos += FRAME_HEAD + payload.length;
         }
       }
       // The bulk is made durable outside the lock, so appends are not held up by it.
@@ -431,6 +502,7 @@ class Log implements DurableLog {
         this.end = pos + this.pendingBytes;
         this.unsynced = false;
         swapped = true;
+        onSwap?.();
         try {
           await syncDir(this.dir);
         } catch (e) {

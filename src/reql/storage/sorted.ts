@@ -234,6 +234,45 @@ export class SortedMap<V = undefined> {
     }
   }
 
+  /** Every key (and value) in order, in new arrays: a picture of the tree that later changes do not touch. */
+  toArrays(): { keys: string[]; vals: V[] } {
+    const keys: string[] = [];
+    const vals: V[] = [];
+    const walk = (n: Node<V>): void => {
+      if (n instanceof Leaf) {
+        for (const k of n.keys) keys.push(k);
+        if (n.vals) for (const v of n.vals) vals.push(v);
+      } else for (const kid of n.kids) walk(kid);
+    };
+    walk(this.root);
+    return { keys, vals };
+  }
+
+  /**
+   * For each of `keys` (sorted) still in the tree, sets its value to `fn(i, value)`; the tree's
+   * shape does not change, so iterators carry on. One walk over both.
+   */
+  remap(keys: string[], fn: (i: number, value: V) => V): void {
+    let i = 0;
+    const walk = (n: Node<V>): void => {
+      if (n instanceof Leaf) {
+        const vals = n.vals;
+        if (!vals) return;
+        for (let j = 0; j < n.keys.length && i < keys.length; j++) {
+          const k = n.keys[j];
+          while (i < keys.length && keys[i] < k) i++;
+          if (keys[i] === k) vals[j] = fn(i++, vals[j]);
+        }
+        return;
+      }
+      for (const kid of n.kids) {
+        if (i >= keys.length) return;
+        walk(kid);
+      }
+    };
+    walk(this.root);
+  }
+
   /** Keys only, in order (see entries). */
   *keys(from?: string, exclusive = false, desc = false): Generator<string> {
     for (const [k] of this.entries(from, exclusive, desc)) yield k;

@@ -4,8 +4,10 @@
 // them natively; an index entry is only its key, and leads to its row through the primary key.
 //
 // A row is kept as its JSON text (a string of one byte a character: JSON with only ASCII in
-// it, or else a marker and the bytes of its UTF-8), a third of what the same row costs as
-// objects, and parsed on each read; the text is also what the log stores.
+// it, or else a marker and the bytes of its UTF-8) and parsed on each read. In a table with a
+// RowFile (one that persists), a row the last snapshot holds is not in memory at all: its
+// value in the tree is the offset of its text in the log file, read when it is needed (the
+// operating system's page cache keeps the file's busy parts in memory, outside the process).
 import { MAXVAL, MINVAL, type Datum, type DatumObject, type Key } from '../engine/datum.js';
 import { AFTER, decodeKey, encodeKey, encodePair, skipKey } from './keys.js';
 import { SortedMap } from './sorted.js';
@@ -55,9 +57,19 @@ export function rowTextStart(text: string): number {
   return text.charCodeAt(0) === 1 ? 1 : 0;
 }
 
+/** Where rows of the last snapshot are read from (the log file): the row whose text is at an offset. */
+export interface RowFile {
+  read(offset: number): DatumObject;
+}
+
+/** A row's place: its text, or the offset of its text in the RowFile. */
+export type RowRef = string | number;
+
 export class Table {
-  /** row texts by encodeKey(primary key) */
-  private rows = new SortedMap<string>(true);
+  /** rows by encodeKey(primary key) */
+  private rows = new SortedMap<RowRef>(true);
+  /** set for a table whose rows the log keeps */
+  file?: RowFile;
   readonly indexes = new Map<string, Index>();
   /** Told of each batch of changes once it may be shown (see Catalog.commit), with its version. */
   readonly listeners = new Set<(changes: RowChange[], version: number) => void>();
@@ -78,13 +90,17 @@ export class Table {
     return this.rows.size;
   }
 
+  private row(ref: RowRef): DatumObject {
+    return typeof ref === 'string' ? parseRow(ref) : this.file!.read(ref);
+  }
+
   get(key: Datum): DatumObject | undefined {
-    const text = this.rows.get(encodeKey(key));
-    return text === undefined ? undefined : parseRow(text);
+    const ref = this.rows.get(encodeKey(key));
+    return ref === undefined ? undefined : this.row(ref);
   }
 
   *scan(desc = false): Iterable<DatumObject> {
-    for (const [, text] of this.rows.entries(undefined, false, desc)) yield parseRow(text);
+    for (const [, ref] of this.rows.entries(undefined, false, desc)) yield this.row(ref);
   }
 
   /** Rows whose primary key lies in the range, in key order. */
@@ -92,14 +108,14 @@ export class Table {
     const l = encodeKey(lo);
     const h = encodeKey(hi);
     if (!desc) {
-      for (const [k, text] of this.rows.entries(l, loOpen)) {
+      for (const [k, ref] of this.rows.entries(l, loOpen)) {
         if (k > h || (hiOpen && k === h)) return;
-        yield parseRow(text);
+        yield this.row(ref);
       }
     } else {
-      for (const [k, text] of this.rows.entries(h, hiOpen, true)) {
+      for (const [k, ref] of this.rows.entries(h, hiOpen, true)) {
         if (k < l || (loOpen && k === l)) return;
-        yield parseRow(text);
+        yield this.row(ref);
       }
     }
   }
@@ -115,8 +131,8 @@ export class Table {
     for (const entry of idx.tree.keys(from, false, desc)) {
       if (desc ? entry < stop : entry >= stop) return;
       const end = skipKey(entry, 0);
-      const text = this.rows.get(entry.slice(end));
-      if (text !== undefined) yield [end, entry, parseRow(text)];
+      const ref = this.rows.get(entry.slice(end));
+      if (ref !== undefined) yield [end, entry, this.row(ref)];
     }
   }
 
@@ -169,16 +185,42 @@ export class Table {
     const idx: Index = { def, keys, tree: new SortedMap(false) };
     // Sorting once and building the tree from sorted keys is far quicker than inserting each.
     const entries: string[] = [];
-    for (const [, text] of this.rows.entries()) {
-      const row = parseRow(text);
+    for (const [, ref] of this.rows.entries()) {
+      const row = this.row(ref);
       for (const e of this.entriesOf(idx, row, row[pk])) entries.push(e);
     }
-    entries.sort();
-    let n = 0;
-    for (let i = 0; i < entries.length; i++) if (i === 0 || entries[i] !== entries[i - 1]) entries[n++] = entries[i];
-    entries.length = n;
-    idx.tree = SortedMap.fromSorted(entries);
-    this.indexes.set(def.name, idx);
+    this.loadIndex(def, keys, entries);
+  }
+
+  /** Adds an index whose entries are given (from a snapshot): sorted, as they are there, or not. */
+  loadIndex(def: IndexDef, keys: KeyFn, entries: string[]): void {
+    idxSortUnique(entries);
+    this.indexes.set(def.name, { def, keys, tree: SortedMap.fromSorted(entries) });
+  }
+
+  /** Replaces every row (from a snapshot): keys sorted and distinct, each with its place. */
+  loadRows(keys: string[], refs: RowRef[]): void {
+    for (let i = 1; i < keys.length; i++) if (!(keys[i - 1] < keys[i])) throw new Error(`rows of table ${this.db}.${this.name} out of order in the snapshot`);
+    this.rows = SortedMap.fromSorted(keys, refs);
+  }
+
+  /** The rows as they are now, in key order: what a snapshot writes. */
+  captureRows(): { keys: string[]; refs: RowRef[] } {
+    const { keys, vals } = this.rows.toArrays();
+    return { keys, refs: vals };
+  }
+
+  /** An index's entries as they are now, in order. */
+  captureIndex(name: string): string[] {
+    return this.indexes.get(name)!.tree.toArrays().keys;
+  }
+
+  /**
+   * After a snapshot of `keys` whose places were `was` is written, the rows it holds are read
+   * from it (at `now`), unless they changed meanwhile.
+   */
+  relocate(keys: string[], was: RowRef[], now: ArrayLike<number>): void {
+    this.rows.remap(keys, (i, ref) => (ref === was[i] ? now[i] : ref));
   }
 
   /**
@@ -221,10 +263,29 @@ export class Table {
     this.announced = this.announced.then(() => shown).then(tell, () => undefined);
   }
 
-  /** Sets a row during replay, before any index exists: no index is kept up to date. */
+  /** Sets a row without telling feeds (a replayed write, or a system table's row); indexes follow. */
   load(key: Datum, row: DatumObject | null): void {
     const k = encodeKey(key);
+    if (this.indexes.size > 0) {
+      const ref = this.rows.get(k);
+      const old = ref === undefined ? null : this.row(ref);
+      for (const idx of this.indexes.values()) {
+        if (old) for (const e of this.entriesOf(idx, old, key)) idx.tree.delete(e);
+        if (row) for (const e of this.entriesOf(idx, row, key)) idx.tree.set(e);
+      }
+    }
     if (row) this.rows.set(k, rowText(row));
     else this.rows.delete(k);
   }
+}
+
+/** Sorts strings in place and drops repeats (already sorted, as from a snapshot, costs one pass). */
+function idxSortUnique(a: string[]): void {
+  let sorted = true;
+  for (let i = 1; i < a.length && sorted; i++) if (!(a[i - 1] < a[i])) sorted = false;
+  if (sorted) return;
+  a.sort();
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (i === 0 || a[i] !== a[i - 1]) a[n++] = a[i];
+  a.length = n;
 }
