@@ -128,9 +128,15 @@ function expectedFrom(ref: string[], from: string | undefined, exclusive: boolea
   return out.reverse();
 }
 
-t.test('the B+ tree agrees with a sorted array', async (t) => {
-  const rand = rng(3);
-  const key = () => `k${Math.floor(rand() * 5000).toString().padStart(4, '0')}`;
+for (const [kind, seed] of [['numbered', 3], ['of any length', 5]] as const) t.test(`the B+ tree agrees with a sorted array (keys ${kind})`, async (t) => {
+  const rand = rng(seed);
+  // Keys sharing long prefixes (as index entries do), or of any length (some long enough that
+  // a leaf splits for its size) and first character.
+  const alphabet = ['\u0000', '\u0001', 'a', 'b', '\u00ff', 'é'];
+  const key =
+    kind === 'numbered'
+      ? () => `k${Math.floor(rand() * 5000).toString().padStart(4, '0')}`
+      : () => Array.from({ length: Math.floor(rand() * 7) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('') + (rand() < 0.5 ? 'x'.repeat(Math.floor(rand() * 40)) : rand() < 0.1 ? 'y'.repeat(2000 + Math.floor(rand() * 4000)) : '');
   const tree = new SortedMap<number>(true);
   const ref: string[] = [];
   const vals = new Map<string, number>();

@@ -62,7 +62,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
         return undefined;
       }
     };
-    return (row) => {
+    const keys: KeyFn = (row) => {
       let v: Datum | undefined;
       if (native) {
         const n = native(row);
@@ -78,6 +78,8 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
       if (def.multi && Array.isArray(v)) return v.filter((x) => x !== null && !isBound(x));
       return [v];
     };
+    keys.lastField = lastFieldOf(term, def.multi);
+    return keys;
   };
   const catalog = await Catalog.open({ dataDir: opts.dataDir, compileIndex, onWarn: opts.onWarn, compactMinRows: opts.compactMinRows, slowDiskMs: opts.slowDiskMs });
   const live: EngineState = { catalog, feeds, table, network };
@@ -207,6 +209,37 @@ const WRITE_TERMS = new Set<number>([T.INSERT, T.UPDATE, T.REPLACE, T.DELETE]);
 function writes(t: Term): boolean {
   if (WRITE_TERMS.has(t.type)) return true;
   return t.args.some(writes) || Object.values(t.optargs).some(writes);
+}
+
+/** The one parameter of a FUNC term. */
+function paramOf(fn: Term): number | undefined {
+  if (fn.type !== T.FUNC) return undefined;
+  const params = fn.args[0];
+  const ids = params.type === T.MAKE_ARRAY ? params.args.map((a) => a.datum) : params.datum;
+  return Array.isArray(ids) && ids.length === 1 && typeof ids[0] === 'number' ? ids[0] : undefined;
+}
+
+/**
+ * The field f when every value the index function gives is an array ending with row(f):
+ * `(m) => [..., m(f)]`, or for a multi index `(m) => m(x).map((y) => [..., m(f)])` (each
+ * element is then such an array). Storage leaves the primary key out of such entries.
+ */
+function lastFieldOf(fn: Term, multi: boolean): string | undefined {
+  const row = paramOf(fn);
+  if (row === undefined) return undefined;
+  let body = fn.args[1];
+  if (multi) {
+    const inner = body.type === T.MAP && body.args.length === 2 ? body.args[1] : undefined;
+    const param = inner && paramOf(inner);
+    if (!inner || param === undefined || param === row || Object.keys(body.optargs).length > 0) return undefined;
+    body = inner.args[1];
+  }
+  if (body.type !== T.MAKE_ARRAY || body.args.length === 0) return undefined;
+  const last = body.args[body.args.length - 1];
+  if (last.type !== T.GET_FIELD && last.type !== T.BRACKET) return undefined;
+  const [of, field] = last.args;
+  if (Object.keys(last.optargs).length > 0 || of?.type !== T.VAR || of.args[0]?.datum !== row) return undefined;
+  return field?.type === T.DATUM && typeof field.datum === 'string' ? field.datum : undefined;
 }
 
 /** What a natively compiled index function yields for "this row is not in the index". */

@@ -205,6 +205,17 @@ export function skipKey(s: string, i: number): number {
   }
 }
 
+/** Where the last element of the array encoded at the start of s begins and ends. */
+export function lastElement(s: string): [number, number] {
+  let i = 1;
+  let start = i;
+  while (s.charCodeAt(i) !== END) {
+    start = i;
+    i = skipKey(s, i);
+  }
+  return [start, i];
+}
+
 function readNumber(s: string, i: number): number {
   const neg = (s.charCodeAt(i) & 0x80) === 0;
   for (let k = 0; k < 8; k++) {

@@ -174,8 +174,8 @@ async function replay(fh: FileHandle, size: number, onRecord: (record: unknown, 
       const payload = buf.subarray(start + FRAME_HEAD, start + FRAME_HEAD + len);
       if (crc32(payload) !== buf.readUInt32LE(start + 4)) return at;
       if (len > 0 && payload[0] === 0) {
-        // A blob: the caller's; it gets a copy (the read buffer is reused).
-        onRecord(Buffer.from(payload), at + FRAME_HEAD);
+        // A blob: the caller's, to read during the call (the buffer is reused afterwards).
+        onRecord(payload, at + FRAME_HEAD);
         start += FRAME_HEAD + len;
         at += FRAME_HEAD + len;
         continue;
@@ -212,8 +212,8 @@ async function replay(fh: FileHandle, size: number, onRecord: (record: unknown, 
 
 /**
  * Opens the log in opts.dir (creating both if needed), replays every intact record in order
- * through onRecord (a blob frame's payload comes as a Buffer, with the file offset it starts
- * at), then cuts off a torn or corrupt tail, reporting it through onWarn and
+ * through onRecord (a blob frame's payload comes as a Buffer valid during the call, with the
+ * file offset it starts at), then cuts off a torn or corrupt tail, reporting it through onWarn and
  * keeping a copy of the dropped bytes in `<file>.dropped` (overwritten each time) for
  * inspection. A file that is not a log of this version is refused with an error.
  */

@@ -1,19 +1,217 @@
 // A B+ tree of string keys in JavaScript's string order (keys.ts makes index keys sort that
-// way), each with an optional value. Leaves are plain arrays, so an entry costs one array slot
-// for its key (and one for its value, in a tree that has values). It can be built at once from
-// sorted keys (a restart), and its iterators survive changes made while they are paused
-// (a cursor read in batches): after a change they find their place again by key.
+// way), each with an optional value. It can be built at once from sorted keys (a restart), and
+// its iterators survive changes made while they are paused (a cursor read in batches): after
+// a change they find their place again by key.
+//
+// A leaf keeps its keys packed in a buffer of its own (keys are latin1: a byte a character):
+// the prefix they all share once, then the rest of each one after another. Keys of an index
+// share much (a room's entries all start with the room and the time's first bytes), and a
+// string of its own costs 16 bytes and a slot besides its characters, so packing takes a chat
+// index entry from about 150 bytes to about 60, and the buffer is outside the garbage
+// collector's heap. An insert moves the bytes after it (a few kilobytes at most).
 const LEAF_MAX = 64;
 const INNER_MAX = 64;
 /** How full bulk-built nodes are: room for inserts without splitting at once. */
 const BULK_FILL = 56;
+/** A leaf with more characters than this splits even with few keys. */
+const LEAF_CHARS = 64 * 1024;
+
+/** How many leading characters a and b share. */
+function shared(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i;
+}
+
+/** Buffer's latin1 decoder without toString's checks. */
+function latin1(b: Buffer, start: number, end: number): string {
+  return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
+}
+
+const NO_BYTES = Buffer.alloc(0);
 
 class Leaf<V> {
-  constructor(
-    public keys: string[],
-    /** undefined in a tree without values */
-    public vals: V[] | undefined,
-  ) {}
+  /** the prefix every key shares (p bytes), then each key's rest, one after another */
+  private buf = NO_BYTES;
+  private used = 0;
+  private p = 0;
+  /** buf's first p bytes, as a string */
+  private prefix = '';
+  /** where each key's rest starts in buf */
+  private starts: number[] = [];
+
+  /** undefined in a tree without values */
+  constructor(public vals: V[] | undefined) {}
+
+  static of<V>(keys: string[], vals: V[] | undefined): Leaf<V> {
+    const leaf = new Leaf<V>(vals);
+    leaf.pack(keys);
+    return leaf;
+  }
+
+  get n(): number {
+    return this.starts.length;
+  }
+
+  get chars(): number {
+    return this.used;
+  }
+
+  /** Replaces the keys (sorted), in a buffer of just their size. */
+  private pack(keys: string[]): void {
+    // Sorted: what the first and last share, all share.
+    const p = keys.length === 0 ? 0 : shared(keys[0], keys[keys.length - 1]);
+    let size = p;
+    for (const k of keys) size += k.length - p;
+    const buf = size === 0 ? NO_BYTES : Buffer.allocUnsafeSlow(size);
+    const starts: number[] = [];
+    let at = keys.length === 0 ? 0 : put(buf, 0, keys[0], 0, p);
+    for (const k of keys) {
+      starts.push(at);
+      at = put(buf, at, k, p, k.length);
+    }
+    this.buf = buf;
+    this.used = size;
+    this.p = p;
+    this.prefix = latin1(buf, 0, p);
+    this.starts = starts;
+  }
+
+  private start(i: number): number {
+    return i < this.starts.length ? this.starts[i] : this.used;
+  }
+
+  keyAt(i: number): string {
+    const rest = latin1(this.buf, this.starts[i], this.start(i + 1));
+    return this.p === 0 ? rest : this.prefix + rest;
+  }
+
+  keys(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.n; i++) out.push(this.keyAt(i));
+    return out;
+  }
+
+  /** The largest key, as a string of its own. */
+  max(): string {
+    const k = this.keyAt(this.n - 1);
+    return this.p === 0 ? k : latin1(Buffer.from(k, 'latin1'), 0, k.length);
+  }
+
+  /** -1 when k sorts before every key of the leaf for its prefix, 1 after, 0 when it has the prefix. */
+  private comparePrefix(k: string): number {
+    const b = this.buf;
+    const n = Math.min(this.p, k.length);
+    for (let i = 0; i < n; i++) {
+      const x = k.charCodeAt(i);
+      const y = b[i];
+      if (x !== y) return x < y ? -1 : 1;
+    }
+    return k.length < this.p ? -1 : 0;
+  }
+
+  /** Compares k, past the prefix, with key i past it. */
+  private compareRest(k: string, i: number): number {
+    const b = this.buf;
+    let a = this.starts[i];
+    const end = this.start(i + 1);
+    let j = this.p;
+    for (; a < end && j < k.length; a++, j++) {
+      const x = k.charCodeAt(j);
+      const y = b[a];
+      if (x !== y) return x < y ? -1 : 1;
+    }
+    const kLeft = k.length - j;
+    const bLeft = end - a;
+    return kLeft === bLeft ? 0 : kLeft < bLeft ? -1 : 1;
+  }
+
+  /** First index whose key is >= k (or > k when `after`). */
+  find(k: string, after: boolean): number {
+    const c = this.comparePrefix(k);
+    if (c !== 0) return c < 0 ? 0 : this.n;
+    let lo = 0;
+    let hi = this.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const r = this.compareRest(k, mid);
+      if (r > 0 || (after && r === 0)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Whether key i is k. */
+  is(i: number, k: string): boolean {
+    return i < this.n && this.comparePrefix(k) === 0 && this.compareRest(k, i) === 0;
+  }
+
+  insertAt(i: number, k: string, v: V): void {
+    this.vals?.splice(i, 0, v);
+    if (this.n === 0 || this.comparePrefix(k) !== 0) {
+      // It does not share the whole prefix: pack again with a shorter one.
+      const keys = this.keys();
+      keys.splice(i, 0, k);
+      this.pack(keys);
+      return;
+    }
+    const at = this.start(i);
+    const len = k.length - this.p;
+    if (this.used + len > this.buf.length) {
+      // Grown by half, so that a run of inserts copies the leaf a few times, not each time.
+      const bigger = Buffer.allocUnsafeSlow(Math.max(this.used + len, Math.ceil(this.buf.length * 1.5)));
+      this.buf.copy(bigger, 0, 0, at);
+      this.buf.copy(bigger, at + len, at, this.used);
+      this.buf = bigger;
+    } else {
+      this.buf.copyWithin(at + len, at, this.used);
+    }
+    put(this.buf, at, k, this.p, k.length);
+    this.used += len;
+    const starts = this.starts;
+    for (let j = i; j < starts.length; j++) starts[j] += len;
+    starts.splice(i, 0, at);
+  }
+
+  removeAt(i: number): void {
+    this.vals?.splice(i, 1);
+    if (this.n === 1) {
+      this.pack([]);
+      return;
+    }
+    const at = this.starts[i];
+    const len = this.start(i + 1) - at;
+    this.buf.copyWithin(at, at + len, this.used);
+    this.used -= len;
+    const starts = this.starts;
+    starts.splice(i, 1);
+    for (let j = i; j < starts.length; j++) starts[j] -= len;
+    // Deletes give memory back once the leaf uses a third of its buffer.
+    if (this.used < this.buf.length / 3) this.pack(this.keys());
+  }
+
+  /** Moves the upper half into a new leaf and returns it. */
+  splitHalf(): Leaf<V> {
+    const keys = this.keys();
+    const half = keys.length >>> 1;
+    const right = Leaf.of(keys.slice(half), this.vals?.splice(half));
+    this.pack(keys.slice(0, half));
+    return right;
+  }
+
+  /** Takes every key of `other`, which all sort after these. */
+  absorb(other: Leaf<V>): void {
+    if (this.vals && other.vals) this.vals.push(...other.vals);
+    this.pack([...this.keys(), ...other.keys()]);
+  }
+}
+
+/** Writes k's characters [from, to) (bytes: keys are latin1) at buf[at]; returns where they end. */
+function put(buf: Buffer, at: number, k: string, from: number, to: number): number {
+  if (to - from > 64) return at + buf.write(from === 0 && to === k.length ? k : k.slice(from, to), at, 'latin1');
+  for (let i = from; i < to; i++) buf[at++] = k.charCodeAt(i);
+  return at;
 }
 
 class Inner<V> {
@@ -40,11 +238,11 @@ function search(keys: string[], k: string, after: boolean): number {
 }
 
 function maxOf<V>(n: Node<V>): string {
-  return n instanceof Leaf ? n.keys[n.keys.length - 1] : n.maxes[n.maxes.length - 1];
+  return n instanceof Leaf ? n.max() : n.maxes[n.maxes.length - 1];
 }
 
 function sizeOf<V>(n: Node<V>): number {
-  return n instanceof Leaf ? n.keys.length : n.kids.length;
+  return n instanceof Leaf ? n.n : n.kids.length;
 }
 
 export class SortedMap<V = undefined> {
@@ -55,7 +253,7 @@ export class SortedMap<V = undefined> {
 
   /** `withValues` false: a sorted set of keys (set() ignores its value). */
   constructor(private readonly withValues: boolean) {
-    this.root = new Leaf<V>([], withValues ? [] : undefined);
+    this.root = new Leaf<V>(withValues ? [] : undefined);
   }
 
   /** A tree holding exactly these keys, which must be sorted and distinct. */
@@ -65,7 +263,7 @@ export class SortedMap<V = undefined> {
     if (keys.length === 0) return t;
     let level: Array<Node<V>> = [];
     for (let i = 0; i < keys.length; i += BULK_FILL) {
-      level.push(new Leaf(keys.slice(i, i + BULK_FILL), vals?.slice(i, i + BULK_FILL)));
+      level.push(Leaf.of(keys.slice(i, i + BULK_FILL), vals?.slice(i, i + BULK_FILL)));
     }
     while (level.length > 1) {
       const up: Array<Node<V>> = [];
@@ -85,16 +283,14 @@ export class SortedMap<V = undefined> {
 
   has(k: string): boolean {
     const leaf = this.leafFor(k);
-    if (!leaf) return false;
-    const i = search(leaf.keys, k, false);
-    return leaf.keys[i] === k;
+    return leaf !== undefined && leaf.is(leaf.find(k, false), k);
   }
 
   get(k: string): V | undefined {
     const leaf = this.leafFor(k);
     if (!leaf || !leaf.vals) return undefined;
-    const i = search(leaf.keys, k, false);
-    return leaf.keys[i] === k ? leaf.vals[i] : undefined;
+    const i = leaf.find(k, false);
+    return leaf.is(i, k) ? leaf.vals[i] : undefined;
   }
 
   /** The leaf k would be in, if it is in the tree. */
@@ -119,17 +315,14 @@ export class SortedMap<V = undefined> {
 
   private insert(n: Node<V>, k: string, v: V): { added: boolean; split?: Node<V> } {
     if (n instanceof Leaf) {
-      const i = search(n.keys, k, false);
-      if (n.keys[i] === k) {
+      const i = n.find(k, false);
+      if (n.is(i, k)) {
         if (n.vals) n.vals[i] = v;
         return { added: false };
       }
-      n.keys.splice(i, 0, k);
-      n.vals?.splice(i, 0, v);
-      if (n.keys.length <= LEAF_MAX) return { added: true };
-      const half = n.keys.length >>> 1;
-      const right = new Leaf<V>(n.keys.splice(half), n.vals?.splice(half));
-      return { added: true, split: right };
+      n.insertAt(i, k, v);
+      if (n.n <= LEAF_MAX && (n.chars <= LEAF_CHARS || n.n < 2)) return { added: true };
+      return { added: true, split: n.splitHalf() };
     }
     let i = search(n.maxes, k, false);
     if (i === n.maxes.length) {
@@ -159,10 +352,9 @@ export class SortedMap<V = undefined> {
 
   private remove(n: Node<V>, k: string): boolean {
     if (n instanceof Leaf) {
-      const i = search(n.keys, k, false);
-      if (n.keys[i] !== k) return false;
-      n.keys.splice(i, 1);
-      n.vals?.splice(i, 1);
+      const i = n.find(k, false);
+      if (!n.is(i, k)) return false;
+      n.removeAt(i);
       return true;
     }
     const i = search(n.maxes, k, false);
@@ -175,7 +367,7 @@ export class SortedMap<V = undefined> {
       n.kids.splice(i, 1);
       return true;
     }
-    n.maxes[i] = maxOf(kid);
+    if (k === n.maxes[i]) n.maxes[i] = maxOf(kid);
     // A thin child joins a neighbour when both fit in one node, so deletes do not leave
     // the tree full of near-empty leaves.
     const limit = kid instanceof Leaf ? LEAF_MAX : INNER_MAX;
@@ -185,16 +377,19 @@ export class SortedMap<V = undefined> {
         const [a, b] = j < i ? [j, i] : [i, j];
         const left = n.kids[a];
         const right = n.kids[b];
+        let merged = true;
         if (left instanceof Leaf && right instanceof Leaf) {
-          left.keys.push(...right.keys);
-          if (left.vals && right.vals) left.vals.push(...right.vals);
+          if (left.chars + right.chars <= LEAF_CHARS) left.absorb(right);
+          else merged = false;
         } else if (left instanceof Inner && right instanceof Inner) {
           left.maxes.push(...right.maxes);
           left.kids.push(...right.kids);
         }
-        n.maxes[a] = maxOf(left);
-        n.maxes.splice(b, 1);
-        n.kids.splice(b, 1);
+        if (merged) {
+          n.maxes[a] = maxOf(left);
+          n.maxes.splice(b, 1);
+          n.kids.splice(b, 1);
+        }
       }
     }
     return true;
@@ -213,17 +408,17 @@ export class SortedMap<V = undefined> {
       const found = desc ? this.seekDown(this.root, bound, strict) : this.seekUp(bound, strict);
       if (!found) return;
       const [leaf, start] = found;
-      const { keys, vals } = leaf;
+      const vals = leaf.vals;
       let last: string | undefined;
       if (!desc) {
-        for (let i = start; i < keys.length; i++) {
-          last = keys[i];
+        for (let i = start; i < leaf.n; i++) {
+          last = leaf.keyAt(i);
           yield [last, vals ? vals[i] : (undefined as V)];
           if (this.version !== version) break;
         }
       } else {
         for (let i = start; i >= 0; i--) {
-          last = keys[i];
+          last = leaf.keyAt(i);
           yield [last, vals ? vals[i] : (undefined as V)];
           if (this.version !== version) break;
         }
@@ -240,7 +435,7 @@ export class SortedMap<V = undefined> {
     const vals: V[] = [];
     const walk = (n: Node<V>): void => {
       if (n instanceof Leaf) {
-        for (const k of n.keys) keys.push(k);
+        for (let i = 0; i < n.n; i++) keys.push(n.keyAt(i));
         if (n.vals) for (const v of n.vals) vals.push(v);
       } else for (const kid of n.kids) walk(kid);
     };
@@ -258,8 +453,8 @@ export class SortedMap<V = undefined> {
       if (n instanceof Leaf) {
         const vals = n.vals;
         if (!vals) return;
-        for (let j = 0; j < n.keys.length && i < keys.length; j++) {
-          const k = n.keys[j];
+        for (let j = 0; j < n.n && i < keys.length; j++) {
+          const k = n.keyAt(j);
           while (i < keys.length && keys[i] < k) i++;
           if (keys[i] === k) vals[j] = fn(i++, vals[j]);
         }
@@ -283,25 +478,25 @@ export class SortedMap<V = undefined> {
     let n = this.root;
     if (bound === undefined) {
       while (n instanceof Inner) n = n.kids[0];
-      return n.keys.length ? [n, 0] : undefined;
+      return n.n ? [n, 0] : undefined;
     }
     while (n instanceof Inner) {
       const i = search(n.maxes, bound, strict);
       if (i === n.maxes.length) return undefined;
       n = n.kids[i];
     }
-    const i = search(n.keys, bound, strict);
-    return i < n.keys.length ? [n, i] : undefined;
+    const i = n.find(bound, strict);
+    return i < n.n ? [n, i] : undefined;
   }
 
   /** The leaf and position of the last key <= bound (< bound when strict). */
   private seekDown(n: Node<V>, bound: string | undefined, strict: boolean): [Leaf<V>, number] | undefined {
     if (bound === undefined) {
       while (n instanceof Inner) n = n.kids[n.kids.length - 1];
-      return n.keys.length ? [n, n.keys.length - 1] : undefined;
+      return n.n ? [n, n.n - 1] : undefined;
     }
     if (n instanceof Leaf) {
-      const i = search(n.keys, bound, !strict) - 1;
+      const i = n.find(bound, !strict) - 1;
       return i >= 0 ? [n, i] : undefined;
     }
     // The first child whose largest key reaches the bound may hold it; if it holds nothing

@@ -9,7 +9,7 @@
 // value in the tree is the offset of its text in the log file, read when it is needed (the
 // operating system's page cache keeps the file's busy parts in memory, outside the process).
 import { MAXVAL, MINVAL, type Datum, type DatumObject, type Key } from '../engine/datum.js';
-import { AFTER, decodeKey, encodeKey, encodePair, skipKey } from './keys.js';
+import { AFTER, decodeKey, encodeKey, encodePair, lastElement, skipKey } from './keys.js';
 import { SortedMap } from './sorted.js';
 
 export interface IndexDef {
@@ -20,14 +20,20 @@ export interface IndexDef {
   geo: boolean;
 }
 
-/** Computes a row's index values (a value may come more than once); empty when the row is not in the index. */
-export type KeyFn = (row: DatumObject) => Datum[];
+/**
+ * Computes a row's index values (a value may come more than once); empty when the row is not
+ * in the index. `lastField`: every value is an array whose last element is this field of the
+ * row (as in [room, sent, id]); when it is the primary key, entries leave the key out.
+ */
+export type KeyFn = ((row: DatumObject) => Datum[]) & { lastField?: string };
 
 export interface Index {
   def: IndexDef;
   keys: KeyFn;
-  /** encodePair(value, primary key) of every entry */
+  /** every entry's encodePair(value, primary key), or encodeKey(value) when the value ends with the key */
   tree: SortedMap;
+  /** whether entries are the value alone (its last element is the primary key) */
+  keyLast: boolean;
 }
 
 export interface RowChange {
@@ -126,12 +132,22 @@ export class Table {
     // An entry is value + primary key: every entry of value v lies in [enc(v), enc(v) + AFTER).
     const l = encodeKey(lo);
     const h = encodeKey(hi);
+    // (An entry that is the value alone is enc(v) itself.)
     const from = desc ? (hiOpen ? h : h + AFTER) : loOpen ? l + AFTER : l;
     const stop = desc ? (loOpen ? l + AFTER : l) : hiOpen ? h : h + AFTER;
-    for (const entry of idx.tree.keys(from, false, desc)) {
+    for (const entry of idx.tree.keys(from, desc && hiOpen, desc)) {
       if (desc ? entry < stop : entry >= stop) return;
-      const end = skipKey(entry, 0);
-      const ref = this.rows.get(entry.slice(end));
+      let pk: string;
+      let end: number;
+      if (idx.keyLast) {
+        end = entry.length;
+        const [a, b] = lastElement(entry);
+        pk = entry.slice(a, b);
+      } else {
+        end = skipKey(entry, 0);
+        pk = entry.slice(end);
+      }
+      const ref = this.rows.get(pk);
       if (ref !== undefined) yield [end, entry, this.row(ref)];
     }
   }
@@ -176,26 +192,38 @@ export class Table {
   private entriesOf(idx: Index, row: DatumObject, pk: Datum): string[] {
     const vals = idx.keys(row);
     const out: string[] = [];
-    for (const v of vals) out.push(encodePair(v, pk));
+    for (const v of vals) out.push(idx.keyLast ? encodeKey(v) : encodePair(v, pk));
     return out;
+  }
+
+  /** Whether an index of these keys leaves the primary key out of its entries. */
+  keyLast(keys: KeyFn): boolean {
+    return keys.lastField === this.primaryKey;
   }
 
   addIndex(def: IndexDef, keys: KeyFn): void {
     const pk = this.primaryKey;
-    const idx: Index = { def, keys, tree: new SortedMap(false) };
+    const idx: Index = { def, keys, tree: new SortedMap(false), keyLast: this.keyLast(keys) };
     // Sorting once and building the tree from sorted keys is far quicker than inserting each.
     const entries: string[] = [];
     for (const [, ref] of this.rows.entries()) {
       const row = this.row(ref);
       for (const e of this.entriesOf(idx, row, row[pk])) entries.push(e);
     }
-    this.loadIndex(def, keys, entries);
+    this.loadIndex(def, keys, entries, idx.keyLast);
   }
 
-  /** Adds an index whose entries are given (from a snapshot): sorted, as they are there, or not. */
-  loadIndex(def: IndexDef, keys: KeyFn, entries: string[]): void {
+  /**
+   * Adds an index whose entries are given (from a snapshot): sorted, as they are there, or not.
+   * Entries made the other way (with or without the primary key) are made again from the rows.
+   */
+  loadIndex(def: IndexDef, keys: KeyFn, entries: string[], keyLast: boolean): void {
+    if (keyLast !== this.keyLast(keys)) {
+      this.addIndex(def, keys);
+      return;
+    }
     idxSortUnique(entries);
-    this.indexes.set(def.name, { def, keys, tree: SortedMap.fromSorted(entries) });
+    this.indexes.set(def.name, { def, keys, tree: SortedMap.fromSorted(entries), keyLast });
   }
 
   /** Replaces every row (from a snapshot): keys sorted and distinct, each with its place. */
