@@ -50,6 +50,35 @@ class Leaf<V> {
     return leaf;
   }
 
+  /** A leaf of the keys staged as bytes in src (key i is src[starts[i], starts[i + 1] or end)). */
+  static ofBytes<V>(src: Buffer, starts: number[], end: number, vals: V[] | undefined): Leaf<V> {
+    const n = starts.length;
+    const leaf = new Leaf<V>(vals);
+    if (n === 0) return leaf;
+    const lastStart = starts[n - 1];
+    // Sorted: what the first and last share, all share.
+    let p = 0;
+    const max = Math.min(starts.length > 1 ? starts[1] - starts[0] : end - starts[0], end - lastStart);
+    while (p < max && src[starts[0] + p] === src[lastStart + p]) p++;
+    const size = end - starts[0] - (n - 1) * p;
+    const buf = Buffer.allocUnsafeSlow(size);
+    src.copy(buf, 0, starts[0], starts[0] + p);
+    let at = p;
+    const own: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = starts[i] + p;
+      const e = i + 1 < n ? starts[i + 1] : end;
+      own.push(at);
+      at += src.copy(buf, at, s, e);
+    }
+    leaf.buf = buf;
+    leaf.used = size;
+    leaf.p = p;
+    leaf.prefix = latin1(buf, 0, p);
+    leaf.starts = own;
+    return leaf;
+  }
+
   get n(): number {
     return this.starts.length;
   }
@@ -258,13 +287,19 @@ export class SortedMap<V = undefined> {
 
   /** A tree holding exactly these keys, which must be sorted and distinct. */
   static fromSorted<V>(keys: string[], vals?: V[]): SortedMap<V> {
-    const t = new SortedMap<V>(vals !== undefined);
-    t.count = keys.length;
-    if (keys.length === 0) return t;
-    let level: Array<Node<V>> = [];
+    const leaves: Array<Leaf<V>> = [];
     for (let i = 0; i < keys.length; i += BULK_FILL) {
-      level.push(Leaf.of(keys.slice(i, i + BULK_FILL), vals?.slice(i, i + BULK_FILL)));
+      leaves.push(Leaf.of(keys.slice(i, i + BULK_FILL), vals?.slice(i, i + BULK_FILL)));
     }
+    return SortedMap.ofLeaves(leaves, keys.length, vals !== undefined);
+  }
+
+  /** A tree over leaves in order (SortedBuilder's). */
+  static ofLeaves<V>(leaves: Array<Leaf<V>>, count: number, withValues: boolean): SortedMap<V> {
+    const t = new SortedMap<V>(withValues);
+    t.count = count;
+    if (count === 0) return t;
+    let level: Array<Node<V>> = leaves;
     while (level.length > 1) {
       const up: Array<Node<V>> = [];
       for (let i = 0; i < level.length; i += BULK_FILL) {
@@ -506,5 +541,80 @@ export class SortedMap<V = undefined> {
     const hit = this.seekDown(n.kids[i], bound, strict);
     if (hit || i === 0) return hit;
     return this.seekDown(n.kids[i - 1], undefined, false);
+  }
+}
+
+/**
+ * Builds a tree from keys given in order as bytes (a snapshot's blocks), packing leaves as it
+ * goes, so that no key becomes a string of its own. Keys out of order (a damaged file) are
+ * sorted at the end instead.
+ */
+export class SortedBuilder<V = undefined> {
+  private readonly leaves: Array<Leaf<V>> = [];
+  private stage = Buffer.allocUnsafe(64 * 1024);
+  private staged = 0;
+  private starts: number[] = [];
+  private vals: V[] | undefined;
+  private count = 0;
+  /** the previous key, to check the order */
+  private last = Buffer.allocUnsafe(256);
+  private lastLen = -1;
+  /** every key and value as strings, once the keys were found out of order */
+  private loose?: Array<[string, V]>;
+
+  constructor(private readonly withValues: boolean) {
+    this.vals = withValues ? [] : undefined;
+  }
+
+  add(src: Buffer, start: number, end: number, v?: V): void {
+    const len = end - start;
+    if (this.loose) {
+      this.loose.push([latin1(src, start, end), v as V]);
+      return;
+    }
+    if (this.lastLen >= 0 && src.compare(this.last, 0, this.lastLen, start, end) <= 0) {
+      this.loose = this.all();
+      this.loose.push([latin1(src, start, end), v as V]);
+      return;
+    }
+    if (len > this.last.length) this.last = Buffer.allocUnsafe(len * 2);
+    src.copy(this.last, 0, start, end);
+    this.lastLen = len;
+    if (this.staged + len > this.stage.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.stage.length * 2, this.staged + len));
+      this.stage.copy(bigger, 0, 0, this.staged);
+      this.stage = bigger;
+    }
+    this.starts.push(this.staged);
+    this.staged += src.copy(this.stage, this.staged, start, end);
+    this.vals?.push(v as V);
+    this.count++;
+    if (this.starts.length === BULK_FILL) this.flush();
+  }
+
+  private flush(): void {
+    if (this.starts.length === 0) return;
+    this.leaves.push(Leaf.ofBytes(this.stage, this.starts, this.staged, this.vals));
+    this.starts = [];
+    this.staged = 0;
+    this.vals = this.withValues ? [] : undefined;
+  }
+
+  /** Everything added so far, as strings. */
+  private all(): Array<[string, V]> {
+    this.flush();
+    const out: Array<[string, V]> = [];
+    for (const leaf of this.leaves) for (let i = 0; i < leaf.n; i++) out.push([leaf.keyAt(i), leaf.vals ? leaf.vals[i] : (undefined as V)]);
+    this.leaves.length = 0;
+    return out;
+  }
+
+  finish(): SortedMap<V> {
+    if (this.loose) {
+      const pairs = this.loose.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).filter((x, i, a) => i === 0 || a[i - 1][0] !== x[0]);
+      return SortedMap.fromSorted(pairs.map((x) => x[0]), this.withValues ? pairs.map((x) => x[1]) : undefined);
+    }
+    this.flush();
+    return SortedMap.ofLeaves(this.leaves, this.count, this.withValues);
   }
 }

@@ -217,19 +217,19 @@ export class Table {
    * Adds an index whose entries are given (from a snapshot): sorted, as they are there, or not.
    * Entries made the other way (with or without the primary key) are made again from the rows.
    */
-  loadIndex(def: IndexDef, keys: KeyFn, entries: string[], keyLast: boolean): void {
+  loadIndex(def: IndexDef, keys: KeyFn, entries: string[] | SortedMap, keyLast: boolean): void {
     if (keyLast !== this.keyLast(keys)) {
       this.addIndex(def, keys);
       return;
     }
-    idxSortUnique(entries);
-    this.indexes.set(def.name, { def, keys, tree: SortedMap.fromSorted(entries), keyLast });
+    if (Array.isArray(entries)) idxSortUnique(entries);
+    const tree = Array.isArray(entries) ? SortedMap.fromSorted<undefined>(entries) : entries;
+    this.indexes.set(def.name, { def, keys, tree, keyLast });
   }
 
-  /** Replaces every row (from a snapshot): keys sorted and distinct, each with its place. */
-  loadRows(keys: string[], refs: RowRef[]): void {
-    for (let i = 1; i < keys.length; i++) if (!(keys[i - 1] < keys[i])) throw new Error(`rows of table ${this.db}.${this.name} out of order in the snapshot`);
-    this.rows = SortedMap.fromSorted(keys, refs);
+  /** Replaces every row (from a snapshot): encoded primary keys, each with its place. */
+  loadRows(rows: SortedMap<RowRef>): void {
+    this.rows = rows;
   }
 
   /** The rows as they are now, in key order: what a snapshot writes. */
