@@ -11,14 +11,17 @@
 //
 // Blobs (after the log's 00 byte), integers little-endian, keys and texts as latin1 bytes:
 //   rows:    01, u16 + table id, u32 count, then per row u16 + encoded primary key, u32 + text
-//   entries: 02, u16 + table id, u16 + index name (UTF-8), u32 count, then per entry u32 + entry
+//   leaves:  03, u16 + table id, u16 + index name (UTF-8), u32 count, then per leaf of the index's
+//            tree u16 keys, u32 prefix length, u32 bytes, u32 start of each key, the bytes (the
+//            leaf as it is in memory: a restart copies it back whole)
+//   (entries: 02, as leaves but u32 count, then per entry u32 + entry; read, no longer written)
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Datum, DatumObject } from '../engine/datum.js';
 import { LazyFrame, logPath, type DurableLog } from './log.js';
-import { SortedBuilder } from './sorted.js';
+import { leafOfDump, SortedBuilder, SortedMap, type Leaf, type LeafDump } from './sorted.js';
 import { rowTextStart, Table, type IndexDef, type KeyFn, type RowChange, type RowFile, type RowRef } from './table.js';
 
 export type Durability = 'hard' | 'soft';
@@ -57,7 +60,7 @@ export class Catalog {
   /** the log file, where tables read the rows of the last snapshot */
   private rowFile?: LogRows;
   /** a snapshot's table whose blobs are being read (restart) */
-  private bulk?: { table: Table; rows: SortedBuilder<RowRef>; indexes: Map<string, { def: IndexDef; entries: SortedBuilder; keyLast: boolean }> };
+  private bulk?: { table: Table; rows: SortedBuilder<RowRef>; indexes: Map<string, { def: IndexDef; entries: SortedBuilder; leaves: Array<Leaf<undefined>>; keyLast: boolean }> };
 
   private constructor(private readonly opts: CatalogOptions) {}
 
@@ -99,7 +102,7 @@ export class Catalog {
     }
     if (rec.k === 'index' && rec.bulk) {
       const t = this.tables.get(rec.t);
-      if (t) this.bulkFor(t).indexes.set(rec.def.name, { def: rec.def, entries: new SortedBuilder(false), keyLast: rec.keyLast === true });
+      if (t) this.bulkFor(t).indexes.set(rec.def.name, { def: rec.def, entries: new SortedBuilder(false), leaves: [], keyLast: rec.keyLast === true });
       return;
     }
     this.finishBulk();
@@ -187,6 +190,22 @@ export class Catalog {
         bulk.rows.add(b, p - klen, p, at + p); // where the text's length is, then the text
         p += 4 + b.readUInt32LE(p);
       }
+    } else if (kind === LEAVES) {
+      const name = str(b.readUInt16LE((p += 2) - 2), 'utf8');
+      const n = b.readUInt32LE(p);
+      p += 4;
+      const idx = t && this.bulkFor(t).indexes.get(name);
+      if (!idx) return;
+      for (let i = 0; i < n; i++) {
+        const keys = b.readUInt16LE(p);
+        const prefix = b.readUInt32LE(p + 2);
+        const used = b.readUInt32LE(p + 6);
+        p += 10;
+        const starts: number[] = [];
+        for (let k = 0; k < keys; k++, p += 4) starts.push(b.readUInt32LE(p));
+        idx.leaves.push(leafOfDump(b, p, prefix, used, starts));
+        p += used;
+      }
     } else if (kind === ENTRIES) {
       const name = str(b.readUInt16LE((p += 2) - 2), 'utf8');
       const n = b.readUInt32LE(p);
@@ -201,6 +220,11 @@ export class Catalog {
     } else {
       throw new Error(`unknown block of kind ${kind} in the log at offset ${at}`);
     }
+    // The blob's buffer is reused once this returns.
+    if (this.bulk) {
+      this.bulk.rows.detach();
+      for (const idx of this.bulk.indexes.values()) idx.entries.detach();
+    }
   }
 
   /** Builds the trees of the snapshot's table whose blobs were read. */
@@ -210,7 +234,9 @@ export class Catalog {
     this.bulk = undefined;
     const { table } = bulk;
     table.loadRows(bulk.rows.finish());
-    for (const { def, entries, keyLast } of bulk.indexes.values()) table.loadIndex(def, this.opts.compileIndex(def), entries.finish(), keyLast);
+    for (const { def, entries, leaves, keyLast } of bulk.indexes.values()) {
+      table.loadIndex(def, this.opts.compileIndex(def), leaves.length > 0 ? ofLeaves(leaves) : entries.finish(), keyLast);
+    }
   }
 
   private async write(records: LogRecord[], durability: Durability): Promise<void> {
@@ -268,15 +294,15 @@ export class Catalog {
       });
       for (const idx of t.indexes.values()) {
         const name = idx.def.name; // as the record above says, even if it is renamed meanwhile
-        const entries = t.captureIndex(name);
+        const leaves = t.captureIndex(name);
         let i = 0;
         do {
           const from = i;
           let bytes = 0;
-          while (i < entries.length && bytes < BLOB_BYTES) bytes += entries[i++].length + 4;
+          while (i < leaves.length && bytes < BLOB_BYTES) bytes += leaves[i++].used + 10 + 4 * leaves[i - 1].starts.length;
           const to = i;
-          records.push(new LazyFrame(() => entriesBlob(t.id, name, entries, from, to)));
-        } while (i < entries.length);
+          records.push(new LazyFrame(() => leavesBlob(t.id, name, leaves, from, to)));
+        } while (i < leaves.length);
       }
     }
     return {
@@ -416,6 +442,7 @@ function isAlive(pid: number): boolean {
 
 const ROWS = 1;
 const ENTRIES = 2;
+const LEAVES = 3;
 /** Rows in one blob (about a megabyte of chat messages). */
 const ROWS_PER_BLOB = 2000;
 /** Index entries are cut into blobs of about this many bytes. */
@@ -495,15 +522,33 @@ function rowsBlob(tableId: string, keys: string[], refs: RowRef[], from: number,
   return w.done();
 }
 
-function entriesBlob(tableId: string, index: string, entries: string[], from: number, to: number): Buffer {
+function leavesBlob(tableId: string, index: string, leaves: LeafDump[], from: number, to: number): Buffer {
   const w = new BlobWriter();
   w.u8(0);
-  w.u8(ENTRIES);
+  w.u8(LEAVES);
   w.str(tableId, 'latin1', 2);
   w.str(index, 'utf8', 2);
   w.u32(to - from);
-  for (let i = from; i < to; i++) w.str(entries[i], 'latin1', 4);
+  for (let i = from; i < to; i++) {
+    const { p, used, buf, starts } = leaves[i];
+    w.u16(starts.length);
+    w.u32(p);
+    w.u32(used);
+    for (const s of starts) w.u32(s);
+    w.bytes(buf, 0, used);
+  }
   return w.done();
+}
+
+/** A tree of a snapshot's leaves; if they are not in order (a damaged file), sorted again. */
+function ofLeaves(leaves: Array<Leaf<undefined>>): SortedMap {
+  for (let i = 1; i < leaves.length; i++) {
+    if (!(leaves[i - 1].keyAt(leaves[i - 1].n - 1) < leaves[i].keyAt(0))) {
+      const keys = leaves.flatMap((l) => l.keys()).sort();
+      return SortedMap.fromSorted(keys.filter((k, j) => j === 0 || keys[j - 1] !== k));
+    }
+  }
+  return SortedMap.ofDumps(leaves);
 }
 
 /** The bytes of the text at an offset of the file: [buffer, start, end]. */

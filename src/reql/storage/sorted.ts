@@ -33,7 +33,7 @@ const NO_BYTES = Buffer.alloc(0);
 
 class Leaf<V> {
   /** the prefix every key shares (p bytes), then each key's rest, one after another */
-  private buf = NO_BYTES;
+  private buf: Buffer = NO_BYTES;
   private used = 0;
   private p = 0;
   /** buf's first p bytes, as a string */
@@ -41,8 +41,40 @@ class Leaf<V> {
   /** where each key's rest starts in buf */
   private starts: number[] = [];
 
+  /** set while a snapshot holds this leaf's buffer and starts (captureLeaves): a change copies them first */
+  private shared = false;
+
   /** undefined in a tree without values */
   constructor(public vals: V[] | undefined) {}
+
+  /** A snapshot holds the buffer and starts as they are (see captureLeaves). */
+  dump(): LeafDump {
+    this.shared = true;
+    return { p: this.p, used: this.used, buf: this.buf, starts: this.starts };
+  }
+
+  /** A leaf as dump() gave it, its bytes copied from src[at, at + used). */
+  static ofDump<V>(src: Buffer, at: number, p: number, used: number, starts: number[]): Leaf<V> {
+    const leaf = new Leaf<V>(undefined);
+    const buf = bulkBuffer(used);
+    src.copy(buf, 0, at, at + used);
+    leaf.buf = buf;
+    leaf.used = used;
+    leaf.p = p;
+    leaf.prefix = latin1(buf, 0, p);
+    leaf.starts = starts;
+    return leaf;
+  }
+
+  /** Before a change: a buffer and starts of its own, if a snapshot holds these. */
+  private own(): void {
+    if (!this.shared) return;
+    const buf = Buffer.allocUnsafeSlow(Math.max(this.used, 1));
+    this.buf.copy(buf, 0, 0, this.used);
+    this.buf = buf;
+    this.starts = this.starts.slice();
+    this.shared = false;
+  }
 
   static of<V>(keys: string[], vals: V[] | undefined): Leaf<V> {
     const leaf = new Leaf<V>(vals);
@@ -50,26 +82,36 @@ class Leaf<V> {
     return leaf;
   }
 
-  /** A leaf of the keys staged as bytes in src (key i is src[starts[i], starts[i + 1] or end)). */
-  static ofBytes<V>(src: Buffer, starts: number[], end: number, vals: V[] | undefined): Leaf<V> {
+  /**
+   * A leaf of keys given as bytes: key i is src[starts[i], ends[i]), in order. Returns
+   * undefined when they are not in order.
+   */
+  static ofRanges<V>(src: Buffer, starts: number[], ends: number[], vals: V[] | undefined): Leaf<V> | undefined {
     const n = starts.length;
     const leaf = new Leaf<V>(vals);
     if (n === 0) return leaf;
-    const lastStart = starts[n - 1];
+    const first = starts[0];
+    const last = starts[n - 1];
     // Sorted: what the first and last share, all share.
     let p = 0;
-    const max = Math.min(starts.length > 1 ? starts[1] - starts[0] : end - starts[0], end - lastStart);
-    while (p < max && src[starts[0] + p] === src[lastStart + p]) p++;
-    const size = end - starts[0] - (n - 1) * p;
-    const buf = Buffer.allocUnsafeSlow(size);
-    src.copy(buf, 0, starts[0], starts[0] + p);
+    const max = Math.min(ends[0] - first, ends[n - 1] - last);
+    while (p < max && src[first + p] === src[last + p]) p++;
+    let size = p;
+    for (let i = 0; i < n; i++) {
+      size += ends[i] - starts[i] - p;
+      // Past the prefix, each key must sort after the one before (it mostly differs at once).
+      if (i > 0 && !after(src, starts[i] + p, ends[i], src, starts[i - 1] + p, ends[i - 1])) return undefined;
+    }
+    const buf = bulkBuffer(size);
+    for (let j = 0; j < p; j++) buf[j] = src[first + j];
     let at = p;
     const own: number[] = [];
     for (let i = 0; i < n; i++) {
       const s = starts[i] + p;
-      const e = i + 1 < n ? starts[i + 1] : end;
+      const e = ends[i];
       own.push(at);
-      at += src.copy(buf, at, s, e);
+      if (e - s > 256) at += src.copy(buf, at, s, e);
+      else for (let j = s; j < e; j++) buf[at++] = src[j];
     }
     leaf.buf = buf;
     leaf.used = size;
@@ -177,6 +219,7 @@ class Leaf<V> {
   }
 
   insertAt(i: number, k: string, v: V): void {
+    this.own();
     this.vals?.splice(i, 0, v);
     if (this.n === 0 || this.comparePrefix(k) !== 0) {
       // It does not share the whole prefix: pack again with a shorter one.
@@ -204,6 +247,7 @@ class Leaf<V> {
   }
 
   removeAt(i: number): void {
+    this.own();
     this.vals?.splice(i, 1);
     if (this.n === 1) {
       this.pack([]);
@@ -236,11 +280,47 @@ class Leaf<V> {
   }
 }
 
+/** Whether a[as, ae) sorts after b[bs, be), bytewise. */
+function after(a: Buffer, as: number, ae: number, b: Buffer, bs: number, be: number): boolean {
+  const n = Math.min(ae - as, be - bs);
+  for (let i = 0; i < n; i++) {
+    const x = a[as + i];
+    const y = b[bs + i];
+    if (x !== y) return x > y;
+  }
+  return ae - as > be - bs;
+}
+
+/**
+ * Buffers for leaves built at once (a restart), cut from shared slabs: one allocation for many
+ * leaves. A leaf that changes gets a buffer of its own.
+ */
+const SLAB = 1024 * 1024;
+let slab = Buffer.alloc(0);
+let slabAt = 0;
+function bulkBuffer(size: number): Buffer {
+  if (size > SLAB / 8) return Buffer.allocUnsafeSlow(size);
+  if (slabAt + size > slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB);
+    slabAt = 0;
+  }
+  slabAt += size;
+  return slab.subarray(slabAt - size, slabAt);
+}
+
 /** Writes k's characters [from, to) (bytes: keys are latin1) at buf[at]; returns where they end. */
 function put(buf: Buffer, at: number, k: string, from: number, to: number): number {
   if (to - from > 64) return at + buf.write(from === 0 && to === k.length ? k : k.slice(from, to), at, 'latin1');
   for (let i = from; i < to; i++) buf[at++] = k.charCodeAt(i);
   return at;
+}
+
+/** A leaf's keys as a snapshot writes them: prefix length, bytes used in buf, each key's start. */
+export interface LeafDump {
+  p: number;
+  used: number;
+  buf: Buffer;
+  starts: number[];
 }
 
 class Inner<V> {
@@ -479,6 +559,28 @@ export class SortedMap<V = undefined> {
   }
 
   /**
+   * The leaves of a tree without values, in order, as they are now: later changes copy a
+   * leaf's bytes before touching them, so these stay as they are.
+   */
+  captureLeaves(): LeafDump[] {
+    const out: LeafDump[] = [];
+    const walk = (n: Node<V>): void => {
+      if (n instanceof Leaf) {
+        if (n.n > 0) out.push(n.dump());
+      } else for (const kid of n.kids) walk(kid);
+    };
+    walk(this.root);
+    return out;
+  }
+
+  /** A tree of leaves a snapshot dumped (see captureLeaves), in order. */
+  static ofDumps(leaves: Array<Leaf<undefined>>): SortedMap {
+    let count = 0;
+    for (const l of leaves) count += l.n;
+    return SortedMap.ofLeaves(leaves, count, false);
+  }
+
+  /**
    * For each of `keys` (sorted) still in the tree, sets its value to `fn(i, value)`; the tree's
    * shape does not change, so iterators carry on. One walk over both.
    */
@@ -547,18 +649,22 @@ export class SortedMap<V = undefined> {
 /**
  * Builds a tree from keys given in order as bytes (a snapshot's blocks), packing leaves as it
  * goes, so that no key becomes a string of its own. Keys out of order (a damaged file) are
- * sorted at the end instead.
+ * sorted at the end instead. The bytes given to add() are read when a leaf is full, or by
+ * detach(), which must be called before the buffer they are in is reused.
  */
 export class SortedBuilder<V = undefined> {
   private readonly leaves: Array<Leaf<V>> = [];
-  private stage = Buffer.allocUnsafe(64 * 1024);
-  private staged = 0;
+  /** the buffer the keys waiting for a leaf are in */
+  private src: Buffer | undefined;
+  /** where detach() copies them */
+  private own = Buffer.alloc(0);
+  private ownUsed = 0;
   private starts: number[] = [];
+  private ends: number[] = [];
   private vals: V[] | undefined;
   private count = 0;
-  /** the previous key, to check the order */
-  private last = Buffer.allocUnsafe(256);
-  private lastLen = -1;
+  /** a copy of the last key of the last leaf, to check the order across leaves */
+  private last = Buffer.alloc(0);
   /** every key and value as strings, once the keys were found out of order */
   private loose?: Array<[string, V]>;
 
@@ -567,54 +673,98 @@ export class SortedBuilder<V = undefined> {
   }
 
   add(src: Buffer, start: number, end: number, v?: V): void {
-    const len = end - start;
     if (this.loose) {
       this.loose.push([latin1(src, start, end), v as V]);
       return;
     }
-    if (this.lastLen >= 0 && src.compare(this.last, 0, this.lastLen, start, end) <= 0) {
-      this.loose = this.all();
-      this.loose.push([latin1(src, start, end), v as V]);
-      return;
+    if (this.src !== src && this.starts.length > 0) {
+      // Keys waiting in a copy of their own (detach()): this one joins them there.
+      if (this.src !== this.own) throw new Error('SortedBuilder: keys from another buffer before detach()');
+      const at = this.ownUsed;
+      this.room(end - start);
+      this.ownUsed += src.copy(this.own, at, start, end);
+      this.starts.push(at);
+      this.ends.push(this.ownUsed);
+    } else {
+      this.src = src;
+      this.starts.push(start);
+      this.ends.push(end);
     }
-    if (len > this.last.length) this.last = Buffer.allocUnsafe(len * 2);
-    src.copy(this.last, 0, start, end);
-    this.lastLen = len;
-    if (this.staged + len > this.stage.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.stage.length * 2, this.staged + len));
-      this.stage.copy(bigger, 0, 0, this.staged);
-      this.stage = bigger;
-    }
-    this.starts.push(this.staged);
-    this.staged += src.copy(this.stage, this.staged, start, end);
     this.vals?.push(v as V);
     this.count++;
     if (this.starts.length === BULK_FILL) this.flush();
   }
 
+  /** Copies the keys waiting for a leaf out of the buffer they are in. */
+  detach(): void {
+    const src = this.src;
+    if (this.loose || this.starts.length === 0 || !src || src === this.own) return;
+    let size = 0;
+    for (let i = 0; i < this.starts.length; i++) size += this.ends[i] - this.starts[i];
+    this.ownUsed = 0;
+    this.room(size);
+    let at = 0;
+    for (let i = 0; i < this.starts.length; i++) {
+      const n = src.copy(this.own, at, this.starts[i], this.ends[i]);
+      this.starts[i] = at;
+      this.ends[i] = at += n;
+    }
+    this.ownUsed = at;
+    this.src = this.own;
+  }
+
+  private room(n: number): void {
+    if (this.ownUsed + n <= this.own.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.own.length * 2, this.ownUsed + n, 4096));
+    this.own.copy(bigger, 0, 0, this.ownUsed);
+    if (this.src === this.own) this.src = bigger;
+    this.own = bigger;
+  }
+
   private flush(): void {
-    if (this.starts.length === 0) return;
-    this.leaves.push(Leaf.ofBytes(this.stage, this.starts, this.staged, this.vals));
+    const src = this.src;
+    if (this.starts.length === 0 || !src) return;
+    const n = this.starts.length;
+    const leaf = Leaf.ofRanges(src, this.starts, this.ends, this.vals);
+    if (!leaf || (this.last.length > 0 && !after(src, this.starts[0], this.ends[0], this.last, 0, this.last.length))) {
+      this.loose = this.all();
+      return;
+    }
+    this.leaves.push(leaf);
+    const ls = this.starts[n - 1];
+    const le = this.ends[n - 1];
+    if (this.last.length < le - ls) this.last = Buffer.allocUnsafe((le - ls) * 2);
+    src.copy(this.last, 0, ls, le);
+    this.last = this.last.subarray(0, le - ls);
     this.starts = [];
-    this.staged = 0;
+    this.ends = [];
     this.vals = this.withValues ? [] : undefined;
   }
 
-  /** Everything added so far, as strings. */
+  /** Everything added so far (built into leaves, or waiting), as strings. */
   private all(): Array<[string, V]> {
-    this.flush();
     const out: Array<[string, V]> = [];
     for (const leaf of this.leaves) for (let i = 0; i < leaf.n; i++) out.push([leaf.keyAt(i), leaf.vals ? leaf.vals[i] : (undefined as V)]);
+    for (let i = 0; i < this.starts.length; i++) out.push([latin1(this.src!, this.starts[i], this.ends[i]), this.vals ? this.vals[i] : (undefined as V)]);
     this.leaves.length = 0;
+    this.starts = [];
+    this.ends = [];
     return out;
   }
 
   finish(): SortedMap<V> {
+    if (!this.loose) this.flush();
     if (this.loose) {
       const pairs = this.loose.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).filter((x, i, a) => i === 0 || a[i - 1][0] !== x[0]);
       return SortedMap.fromSorted(pairs.map((x) => x[0]), this.withValues ? pairs.map((x) => x[1]) : undefined);
     }
-    this.flush();
     return SortedMap.ofLeaves(this.leaves, this.count, this.withValues);
   }
 }
+
+/** Leaves of a snapshot, read back (see captureLeaves); ofDumps builds the tree. */
+export function leafOfDump(src: Buffer, at: number, p: number, used: number, starts: number[]): Leaf<undefined> {
+  return Leaf.ofDump(src, at, p, used, starts);
+}
+
+export type { Leaf };

@@ -10,7 +10,7 @@
 // operating system's page cache keeps the file's busy parts in memory, outside the process).
 import { MAXVAL, MINVAL, type Datum, type DatumObject, type Key } from '../engine/datum.js';
 import { AFTER, decodeKey, encodeKey, encodePair, lastElement, skipKey } from './keys.js';
-import { SortedMap } from './sorted.js';
+import { SortedMap, type LeafDump } from './sorted.js';
 
 export interface IndexDef {
   name: string;
@@ -238,9 +238,9 @@ export class Table {
     return { keys, refs: vals };
   }
 
-  /** An index's entries as they are now, in order. */
-  captureIndex(name: string): string[] {
-    return this.indexes.get(name)!.tree.toArrays().keys;
+  /** An index's entries as they are now, in order, leaf by leaf (later changes copy before they touch them). */
+  captureIndex(name: string): LeafDump[] {
+    return this.indexes.get(name)!.tree.captureLeaves();
   }
 
   /**
