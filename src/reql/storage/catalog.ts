@@ -5,7 +5,8 @@
 // as records, then each table's rows and each index's entries in key order, in blobs (below)
 // that a restart loads without parsing a row or computing an index: trees are built from
 // sorted keys at once, and a row's text stays in the file (Table's RowFile) until it is read.
-// What was written after the snapshot (the tail) is replayed record by record. Compactions
+// What was written after the snapshot (the tail) is replayed record by record; its rows too
+// stay in the file (a put record says how long its row is, "n", so it can be read there). Compactions
 // come when the tail holds an eighth as many writes as there are live rows (and at least
 // compactMinRows), so a restart replays at most that many.
 //
@@ -35,7 +36,7 @@ type LogRecord =
   | { k: 'index'; t: string; def: IndexDef; bulk?: true; keyLast?: boolean }
   | { k: 'indexdrop'; t: string; name: string }
   | { k: 'indexrename'; t: string; from: string; to: string }
-  | { k: 'put'; t: string; key: Datum; row: DatumObject | null };
+  | { k: 'put'; t: string; key: Datum; n?: number; row: DatumObject | null };
 
 export interface CatalogOptions {
   dataDir?: string;
@@ -73,7 +74,7 @@ export class Catalog {
       const pendingIndexes: Array<[Table, IndexDef]> = [];
       // Loaded only when there is something to persist.
       const { openLog } = await import('./log.js');
-      cat.log = await openLog(logOpts, (rec, at) => cat.replay(rec as LogRecord | Buffer, at, pendingIndexes), opts.onWarn);
+      cat.log = await openLog(logOpts, (rec, at, payload) => cat.replay(rec as LogRecord | Buffer, at, payload, pendingIndexes), opts.onWarn);
       cat.finishBulk();
       // Indexes the snapshot does not hold are built once after replay rather than maintained
       // through every replayed write.
@@ -95,7 +96,28 @@ export class Catalog {
     return t;
   }
 
-  private replay(rec: LogRecord | Buffer, at: number, pending: Array<[Table, IndexDef]>): void {
+  /** The frame being replayed, and how far into it put records were found (tailRef). */
+  private frameAt = -1;
+  private frameSeen = 0;
+
+  /** Where the file holds a replayed put record's row (see RowRef), if it says ("n"). */
+  private tailRef(rec: { n?: number; row: DatumObject | null }, at: number, payload: Buffer): number | undefined {
+    if (at !== this.frameAt) {
+      this.frameAt = at;
+      this.frameSeen = 0;
+    }
+    if (typeof rec.n !== 'number' || !rec.row) return undefined;
+    // The record's first `,"n":` is its own: one cannot appear inside its table id or key.
+    const i = payload.indexOf(N_FIELD, this.frameSeen);
+    if (i < 0) return undefined;
+    const digits = String(rec.n);
+    const d = i + N_FIELD.length;
+    if (payload.toString('latin1', d, d + digits.length + ROW_FIELD.length) !== digits + ROW_FIELD) return undefined;
+    this.frameSeen = d + digits.length + ROW_FIELD.length + rec.n;
+    return -(at + d) - 1;
+  }
+
+  private replay(rec: LogRecord | Buffer, at: number, payload: Buffer, pending: Array<[Table, IndexDef]>): void {
     if (Buffer.isBuffer(rec)) {
       this.replayBlob(rec, at);
       return;
@@ -155,7 +177,8 @@ export class Catalog {
       case 'put': {
         this.tailRows++;
         // Indexes the snapshot held are kept up to date; the others are built at the end.
-        this.tables.get(rec.t)?.load(rec.key, rec.row);
+        const ref = this.tailRef(rec, at, payload);
+        this.tables.get(rec.t)?.load(rec.key, rec.row, ref);
         break;
       }
     }
@@ -273,7 +296,7 @@ export class Catalog {
    * copied from it). `moved`, called when the new file replaces the old, points the tables at
    * their rows in it.
    */
-  private snapshot(): { records: unknown[]; moved: () => void } {
+  private snapshot(): { records: unknown[]; moved: (moved: { from: number; to: number }) => void } {
     const records: unknown[] = [];
     const after: Array<() => void> = [];
     const file = this.rowFile!;
@@ -290,7 +313,7 @@ export class Catalog {
         records.push(new LazyFrame((payloadAt) => rowsBlob(t.id, keys, refs, from, to, copy, payloadAt, at)));
       }
       after.push(() => {
-        if (this.tables.get(t.id) === t) t.relocate(keys, refs, at);
+        if (this.tables.get(t.id) === t) t.relocate(keys, refs, at, shift.from);
       });
       for (const idx of t.indexes.values()) {
         const name = idx.def.name; // as the record above says, even if it is renamed meanwhile
@@ -305,12 +328,15 @@ export class Catalog {
         } while (i < leaves.length);
       }
     }
+    let shift = { from: 0, to: 0 };
     return {
       records,
-      moved: () => {
+      moved: (m) => {
         // From here on offsets are the new file's: read it, and find each row in it.
         file.reopen();
+        shift = m;
         for (const f of after) f();
+        for (const t of this.tables.values()) t.shiftTail(m.from, m.to);
       },
     };
   }
@@ -393,7 +419,14 @@ export class Catalog {
       return Promise.resolve();
     }
     this.tailRows += changes.length;
-    const written = this.log.appendJson(putRecords(t, changes), durability);
+    const { json, rowAt } = putRecords(t, changes);
+    // Once written, the rows are read from the file and their texts let go.
+    const written = this.log.appendJson(json, durability, (at) => {
+      for (let i = 0; i < changes.length; i++) {
+        const c = changes[i];
+        if (rowAt[i] >= 0 && c.key !== undefined && c.text !== undefined) t.settle(c.key, c.text, -(at + rowAt[i]) - 1);
+      }
+    });
     this.maybeCompact();
     t.announce(changes, version, written);
     return written;
@@ -448,18 +481,42 @@ const ROWS_PER_BLOB = 2000;
 /** Index entries are cut into blobs of about this many bytes. */
 const BLOB_BYTES = 1 << 20;
 
-/** The put records of a commit as the UTF-8 of a JSON array, the rows' texts as they are kept. */
-function putRecords(t: Table, changes: RowChange[]): Buffer {
+/** How a put record says the length of its row, and where the row starts. */
+const N_FIELD = Buffer.from(',"n":', 'latin1');
+const ROW_FIELD = ',"row":';
+
+/**
+ * The put records of a commit as the UTF-8 of a JSON array, the rows' texts as they are kept,
+ * and where in it each row's length is (the digits after "n"; -1 for a delete).
+ */
+function putRecords(t: Table, changes: RowChange[]): { json: Buffer; rowAt: number[] } {
   const pk = t.primaryKey;
   const parts: string[] = [];
+  const rowAt: number[] = [];
+  let at = 0;
+  const push = (part: string) => {
+    parts.push(part);
+    at += part.length;
+  };
   for (const c of changes) {
-    let head = `${parts.length ? ',' : '['}{"k":"put","t":${JSON.stringify(t.id)},"key":${JSON.stringify((c.new ?? c.old)![pk])},"row":`;
+    let head = `${parts.length ? ',' : '['}{"k":"put","t":${JSON.stringify(t.id)},"key":${JSON.stringify((c.new ?? c.old)![pk])}`;
     // Row texts are one byte a character (their UTF-8); so is the rest, once converted.
     if (Buffer.byteLength(head) !== head.length) head = Buffer.from(head).toString('latin1');
-    parts.push(head, c.text === undefined ? 'null' : rowTextStart(c.text) ? c.text.slice(1) : c.text, '}');
+    push(head);
+    if (c.text === undefined) {
+      rowAt.push(-1);
+      push(',"row":null}');
+      continue;
+    }
+    const row = rowTextStart(c.text) ? c.text.slice(1) : c.text;
+    push(',"n":');
+    rowAt.push(at);
+    push(`${row.length}${ROW_FIELD}`);
+    push(row);
+    push('}');
   }
-  parts.push(']');
-  return Buffer.from(parts.join(''), 'latin1');
+  push(']');
+  return { json: Buffer.from(parts.join(''), 'latin1'), rowAt };
 }
 
 /** A growing buffer for a blob. */
@@ -514,8 +571,9 @@ function rowsBlob(tableId: string, keys: string[], refs: RowRef[], from: number,
     const ref = refs[i];
     if (typeof ref === 'string') w.str(ref, 'latin1', 4);
     else {
-      const [b, start, end] = copy(ref);
-      w.u32(end - start);
+      const [b, start, end, marker] = copy(ref);
+      w.u32(end - start + (marker ? 1 : 0));
+      if (marker) w.u8(1);
       w.bytes(b, start, end);
     }
   }
@@ -551,8 +609,11 @@ function ofLeaves(leaves: Array<Leaf<undefined>>): SortedMap {
   return SortedMap.ofDumps(leaves);
 }
 
-/** The bytes of the text at an offset of the file: [buffer, start, end]. */
-type Copier = (offset: number) => [Buffer, number, number];
+/**
+ * A row's text from the file, as a snapshot keeps texts: [buffer, start, end, whether a marker
+ * byte (01) must come first] (a row of a put record is plain UTF-8 JSON; see Table's rowText).
+ */
+type Copier = (ref: number) => [Buffer, number, number, boolean];
 
 /**
  * The log file, read where rows of the snapshot are (RowFile). It has a descriptor of its own,
@@ -579,47 +640,71 @@ class LogRows implements RowFile {
     this.fd = undefined;
   }
 
-  /** The text at `offset` (its length, then its bytes) into buf: [buf, start, end]. */
-  private text(offset: number, buf: Buffer): [Buffer, number, number] {
-    const fd = this.fdNow();
-    let n = readSync(fd, buf, 0, Math.min(buf.length, 2048), offset);
-    const len = buf.readUInt32LE(0);
-    if (4 + len > n) {
-      if (4 + len > buf.length) buf = Buffer.allocUnsafe(4 + len);
-      n = readSync(fd, buf, 0, 4 + len, offset);
-      if (n < 4 + len) throw new Error(`the log file ends inside the row at offset ${offset}`);
-    }
-    return [buf, 4, 4 + len];
+  /** `size` bytes at `offset` into buf (or a bigger one): whatever of them the file has. */
+  private bytes(offset: number, size: number, buf: Buffer): [Buffer, number] {
+    if (size > buf.length) buf = Buffer.allocUnsafe(size);
+    return [buf, readSync(this.fdNow(), buf, 0, size, offset)];
   }
 
-  read(offset: number): DatumObject {
-    const [b, start, end] = this.text(offset, this.buf);
+  /** The text at snapshot offset `offset` (its length, then its bytes): [buf, start, end]. */
+  private text(offset: number, buf: Buffer): [Buffer, number, number] {
+    let [b, n] = this.bytes(offset, 2048, buf);
+    const len = b.readUInt32LE(0);
+    if (4 + len > n) [b, n] = this.bytes(offset, 4 + len, b);
+    if (n < 4 + len) throw new Error(`the log file ends inside the row at offset ${offset}`);
+    return [b, 4, 4 + len];
+  }
+
+  /** The row of a put record whose "n" digits are at `offset`: [buf, start, end] of its JSON. */
+  private put(offset: number, buf: Buffer): [Buffer, number, number] {
+    let [b, n] = this.bytes(offset, 2048, buf);
+    let len = 0;
+    let i = 0;
+    for (; i < n && b[i] >= 0x30 && b[i] <= 0x39; i++) len = len * 10 + b[i] - 0x30;
+    const start = i + ROW_FIELD.length;
+    if (i === 0 || b.toString('latin1', i, start) !== ROW_FIELD) throw new Error(`no row at offset ${offset} of the log file`);
+    if (start + len > n) [b, n] = this.bytes(offset, start + len, b);
+    if (n < start + len) throw new Error(`the log file ends inside the row at offset ${offset}`);
+    return [b, start, start + len];
+  }
+
+  read(ref: number): DatumObject {
+    if (ref < 0) {
+      const [b, start, end] = this.put(-ref - 1, this.buf);
+      return JSON.parse(b.toString('utf8', start, end)) as DatumObject;
+    }
+    const [b, start, end] = this.text(ref, this.buf);
     // ASCII JSON, or a marker and UTF-8 (see Table's rowText)
     return JSON.parse(b[start] === 1 ? b.toString('utf8', start + 1, end) : b.toString('latin1', start, end)) as DatumObject;
   }
 
   /**
-   * A reader for copying rows in file order (a snapshot's rows lie in key order): it reads a
-   * megabyte at a time, so copying a million rows is a few hundred reads, not a million.
+   * A reader for copying rows into a snapshot. The last snapshot's rows lie in key order, so it
+   * reads them a megabyte at a time: copying a million rows is a few hundred reads, not a
+   * million. Rows written since are read one by one.
    */
   copier(): Copier {
     let win = Buffer.allocUnsafe(0);
     let winAt = 0;
     let winLen = 0;
-    return (offset) => {
-      const inWin = (n: number) => offset >= winAt && offset + n <= winAt + winLen;
-      if (!inWin(4) || !inWin(4 + win.readUInt32LE(offset - winAt))) {
-        if (win.length === 0) win = Buffer.allocUnsafe(BLOB_BYTES);
-        winAt = offset;
-        winLen = readSync(this.fdNow(), win, 0, win.length, offset);
-        const len = win.readUInt32LE(0);
-        if (4 + len > winLen) {
-          // Bigger than the window: on its own.
-          return this.text(offset, Buffer.allocUnsafe(4 + len));
-        }
+    const one = Buffer.allocUnsafe(64 * 1024);
+    return (ref) => {
+      if (ref < 0) {
+        const [b, start, end] = this.put(-ref - 1, one);
+        let ascii = true;
+        for (let i = start; i < end && ascii; i++) ascii = b[i] < 0x80;
+        return [b, start, end, !ascii];
       }
-      const start = offset - winAt;
-      return [win, start + 4, start + 4 + win.readUInt32LE(start)];
+      const inWin = (n: number) => ref >= winAt && ref + n <= winAt + winLen;
+      if (!inWin(4) || !inWin(4 + win.readUInt32LE(ref - winAt))) {
+        if (win.length === 0) win = Buffer.allocUnsafe(BLOB_BYTES);
+        winAt = ref;
+        winLen = readSync(this.fdNow(), win, 0, win.length, ref);
+        const len = win.readUInt32LE(0);
+        if (4 + len > winLen) return [...this.text(ref, Buffer.allocUnsafe(4 + len)), false]; // bigger than the window: on its own
+      }
+      const start = ref - winAt;
+      return [win, start + 4, start + 4 + win.readUInt32LE(start), false];
     };
   }
 }

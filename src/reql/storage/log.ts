@@ -43,18 +43,24 @@ export interface DurableLog {
    * within ~20 ms (surviving a process kill, not a power cut) without an fsync.
    */
   append(records: unknown[], durability: 'hard' | 'soft'): Promise<void>;
-  /** append() of records already serialized: `json` is the UTF-8 of a JSON array. */
-  appendJson(json: Buffer, durability: 'hard' | 'soft'): Promise<void>;
+  /**
+   * append() of records already serialized: `json` is the UTF-8 of a JSON array. `onWritten`
+   * is told the file offset `json` was written at, once it is in the file (readable there, not
+   * yet durable); it is not told if the write fails.
+   */
+  appendJson(json: Buffer, durability: 'hard' | 'soft', onWritten?: (at: number) => void): Promise<void>;
   /**
    * Rewrites the log as exactly `snapshot` followed by every append made after this call.
    * The snapshot is read synchronously during the call (so a lazy iterator over live state is
    * fine) and its records must not be mutated afterwards; a LazyFrame in it becomes a frame of
    * its own, made when it is written. Appends carry on meanwhile; the new file replaces the old
    * one atomically (temp file, fsync, rename, fsync dir), and `onSwap` is called at the moment
-   * it does, before any other read or append (offsets into the file change then). Rejects if
+   * it does, before any other read or append: offsets into the file change then, and bytes the
+   * old file held from offset `from` on (appends made after this call) are at `to` + (offset -
+   * from) in the new one. Rejects if
    * a compaction is already running; a failure before the rename leaves the old log in use.
    */
-  compact(snapshot: Iterable<unknown>, onSwap?: () => void): Promise<void>;
+  compact(snapshot: Iterable<unknown>, onSwap?: (moved: { from: number; to: number }) => void): Promise<void>;
   /** Bytes in the log, counting appends not yet written (what the file will hold). */
   size(): number;
   /**
@@ -160,7 +166,7 @@ const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(Strin
  * Feeds every intact record after the header to onRecord; returns the offset where intact
  * frames end. Reads big chunks and decodes frames straight out of them.
  */
-async function replay(fh: FileHandle, size: number, onRecord: (record: unknown, at: number) => void): Promise<number> {
+async function replay(fh: FileHandle, size: number, onRecord: (record: unknown, at: number, payload: Buffer) => void): Promise<number> {
   let buf = Buffer.allocUnsafe(READ_CHUNK);
   let start = 0; // unparsed bytes are buf[start, end)
   let end = 0;
@@ -175,7 +181,7 @@ async function replay(fh: FileHandle, size: number, onRecord: (record: unknown, 
       if (crc32(payload) !== buf.readUInt32LE(start + 4)) return at;
       if (len > 0 && payload[0] === 0) {
         // A blob: the caller's, to read during the call (the buffer is reused afterwards).
-        onRecord(payload, at + FRAME_HEAD);
+        onRecord(payload, at + FRAME_HEAD, payload);
         start += FRAME_HEAD + len;
         at += FRAME_HEAD + len;
         continue;
@@ -187,7 +193,7 @@ async function replay(fh: FileHandle, size: number, onRecord: (record: unknown, 
         return at;
       }
       if (!Array.isArray(records)) return at;
-      for (const record of records) onRecord(record, at + FRAME_HEAD);
+      for (const record of records) onRecord(record, at + FRAME_HEAD, payload);
       start += FRAME_HEAD + len;
       at += FRAME_HEAD + len;
     }
@@ -212,14 +218,14 @@ async function replay(fh: FileHandle, size: number, onRecord: (record: unknown, 
 
 /**
  * Opens the log in opts.dir (creating both if needed), replays every intact record in order
- * through onRecord (a blob frame's payload comes as a Buffer valid during the call, with the
- * file offset it starts at), then cuts off a torn or corrupt tail, reporting it through onWarn and
+ * through onRecord, with the file offset of the frame's payload and the payload (a Buffer valid
+ * during the call; a blob frame's payload is also the record), then cuts off a torn or corrupt tail, reporting it through onWarn and
  * keeping a copy of the dropped bytes in `<file>.dropped` (overwritten each time) for
  * inspection. A file that is not a log of this version is refused with an error.
  */
 export async function openLog(
   opts: LogOptions,
-  onRecord: (record: unknown, at: number) => void,
+  onRecord: (record: unknown, at: number, payload: Buffer) => void,
   onWarn: (msg: string) => void = () => {},
 ): Promise<DurableLog> {
   await mkdir(opts.dir, { recursive: true });
@@ -286,6 +292,8 @@ class Log implements DurableLog {
   /** frames appended but not yet handed to write() */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** who wants to know where a pending frame lands: [its offset among the pending bytes, callback] */
+  private pendingWritten: Array<[number, (at: number) => void]> = [];
   /** hard appends and sync() calls waiting for the next fsync */
   private waiters: Waiter[] = [];
   /** logical end: file bytes plus frames on their way to it */
@@ -337,7 +345,7 @@ class Log implements DurableLog {
     return this.enqueue([frame], durability);
   }
 
-  appendJson(json: Buffer, durability: 'hard' | 'soft'): Promise<void> {
+  appendJson(json: Buffer, durability: 'hard' | 'soft', onWritten?: (at: number) => void): Promise<void> {
     const err = this.unusable();
     if (err) return Promise.reject(err);
     let head: Buffer;
@@ -346,6 +354,7 @@ class Log implements DurableLog {
     } catch (e) {
       return Promise.reject(asError(e));
     }
+    if (onWritten) this.pendingWritten.push([this.pendingBytes + FRAME_HEAD, onWritten]);
     return this.enqueue([head, json], durability);
   }
 
@@ -390,16 +399,20 @@ class Log implements DurableLog {
     const frames = this.pending;
     const bytes = this.pendingBytes;
     const waiters = this.waiters;
+    const told = this.pendingWritten;
     this.pending = [];
     this.pendingBytes = 0;
     this.waiters = [];
+    this.pendingWritten = [];
     try {
       if (this.failure) throw this.failure;
       if (frames.length > 0) {
         if (this.slowDiskMs > 0) await new Promise((res) => setTimeout(res, this.slowDiskMs));
-        await writeAll(this.fh, frames.length === 1 ? frames[0] : Buffer.concat(frames, bytes), this.written);
+        const at = this.written;
+        await writeAll(this.fh, frames.length === 1 ? frames[0] : Buffer.concat(frames, bytes), at);
         this.written += bytes;
         this.unsynced = true;
+        for (const [offset, tell] of told) tell(at + offset);
       }
       if (waiters.length > 0 && this.unsynced) {
         await this.fh.datasync();
@@ -423,7 +436,7 @@ class Log implements DurableLog {
     return !this.compaction && !this.unusable() && this.end >= this.minBytes && this.end > this.ratio * liveBytes;
   }
 
-  compact(snapshot: Iterable<unknown>, onSwap?: () => void): Promise<void> {
+  compact(snapshot: Iterable<unknown>, onSwap?: (moved: { from: number; to: number }) => void): Promise<void> {
     const err = this.unusable();
     if (err) return Promise.reject(err);
     if (this.compaction) return Promise.reject(new Error('a log compaction is already running'));
@@ -442,7 +455,7 @@ class Log implements DurableLog {
     return done;
   }
 
-  private async rewrite(records: unknown[], from: number, onSwap?: () => void): Promise<void> {
+  private async rewrite(records: unknown[], from: number, onSwap?: (moved: { from: number; to: number }) => void): Promise<void> {
     const tmp = this.path + TMP_SUFFIX;
     // Read-write: after the swap this handle is the log, and the next compaction reads from it.
     const out = await open(tmp, 'w+');
@@ -480,6 +493,7 @@ class Log implements DurableLog {
       // The bulk is made durable outside the lock, so appends are not held up by it.
       await out.datasync();
       // Later appends already in the old file are copied now, the rest under the lock.
+      const tailAt = pos;
       let copied = from;
       const upTo = this.written;
       if (upTo > copied) {
@@ -502,7 +516,7 @@ class Log implements DurableLog {
         this.end = pos + this.pendingBytes;
         this.unsynced = false;
         swapped = true;
-        onSwap?.();
+        onSwap?.({ from, to: tailAt });
         try {
           await syncDir(this.dir);
         } catch (e) {

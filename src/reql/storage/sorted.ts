@@ -24,6 +24,10 @@ function shared(a: string, b: string): number {
   return i;
 }
 
+/** What the last Leaf.find learnt besides the index: whether k is there, and has the prefix. */
+let found = false;
+let hasPrefix = false;
+
 /** Buffer's latin1 decoder without toString's checks. */
 function latin1(b: Buffer, start: number, end: number): string {
   return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
@@ -201,15 +205,21 @@ class Leaf<V> {
   /** First index whose key is >= k (or > k when `after`). */
   find(k: string, after: boolean): number {
     const c = this.comparePrefix(k);
+    found = false;
+    hasPrefix = c === 0;
     if (c !== 0) return c < 0 ? 0 : this.n;
     let lo = 0;
     let hi = this.n;
+    let equal = -1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       const r = this.compareRest(k, mid);
+      if (r === 0) equal = mid;
       if (r > 0 || (after && r === 0)) lo = mid + 1;
       else hi = mid;
     }
+    // Searching for the first key >= k, the one found is always among those compared.
+    found = !after && equal === lo;
     return lo;
   }
 
@@ -218,10 +228,11 @@ class Leaf<V> {
     return i < this.n && this.comparePrefix(k) === 0 && this.compareRest(k, i) === 0;
   }
 
-  insertAt(i: number, k: string, v: V): void {
+  /** Inserts k at i; `prefixed`: k is known to have the leaf's prefix. */
+  insertAt(i: number, k: string, v: V, prefixed = false): void {
     this.own();
     this.vals?.splice(i, 0, v);
-    if (this.n === 0 || this.comparePrefix(k) !== 0) {
+    if (this.n === 0 || (!prefixed && this.comparePrefix(k) !== 0)) {
       // It does not share the whole prefix: pack again with a shorter one.
       const keys = this.keys();
       keys.splice(i, 0, k);
@@ -264,13 +275,50 @@ class Leaf<V> {
     if (this.used < this.buf.length / 3) this.pack(this.keys());
   }
 
-  /** Moves the upper half into a new leaf and returns it. */
-  splitHalf(): Leaf<V> {
-    const keys = this.keys();
-    const half = keys.length >>> 1;
-    const right = Leaf.of(keys.slice(half), this.vals?.splice(half));
-    this.pack(keys.slice(0, half));
+  /**
+   * Moves keys [at, n) into a new leaf and returns it. The new leaf gets room for more: inserts
+   * mostly come after the last (new messages), into it.
+   */
+  splitAt(at: number): Leaf<V> {
+    const right = this.part(at, this.n, 0.25, this.vals?.splice(at));
+    const left = this.part(0, at, 0, this.vals);
+    this.buf = left.buf;
+    this.used = left.used;
+    this.p = left.p;
+    this.prefix = left.prefix;
+    this.starts = left.starts;
+    this.shared = false;
     return right;
+  }
+
+  /** A new leaf of keys [from, to), with the longest prefix they share, from this one's bytes. */
+  private part(from: number, to: number, room: number, vals: V[] | undefined): Leaf<V> {
+    const b = this.buf;
+    const first = this.starts[from];
+    const last = this.starts[to - 1];
+    const firstEnd = this.start(from + 1);
+    const lastEnd = this.start(to);
+    // They share the prefix, and perhaps more of what follows it.
+    let more = 0;
+    while (first + more < firstEnd && last + more < lastEnd && b[first + more] === b[last + more]) more++;
+    const p = this.p + more;
+    const size = p + (this.start(to) - first) - (to - from) * more;
+    const leaf = new Leaf<V>(vals);
+    const buf = Buffer.allocUnsafeSlow(Math.max(1, Math.ceil(size * (1 + room))));
+    b.copy(buf, 0, 0, this.p);
+    b.copy(buf, this.p, first, first + more);
+    let at = p;
+    const starts: number[] = [];
+    for (let i = from; i < to; i++) {
+      starts.push(at);
+      at += b.copy(buf, at, this.starts[i] + more, this.start(i + 1));
+    }
+    leaf.buf = buf;
+    leaf.used = size;
+    leaf.p = p;
+    leaf.prefix = latin1(buf, 0, p);
+    leaf.starts = starts;
+    return leaf;
   }
 
   /** Takes every key of `other`, which all sort after these. */
@@ -398,14 +446,16 @@ export class SortedMap<V = undefined> {
 
   has(k: string): boolean {
     const leaf = this.leafFor(k);
-    return leaf !== undefined && leaf.is(leaf.find(k, false), k);
+    if (!leaf) return false;
+    leaf.find(k, false);
+    return found;
   }
 
   get(k: string): V | undefined {
     const leaf = this.leafFor(k);
     if (!leaf || !leaf.vals) return undefined;
     const i = leaf.find(k, false);
-    return leaf.is(i, k) ? leaf.vals[i] : undefined;
+    return found ? leaf.vals[i] : undefined;
   }
 
   /** The leaf k would be in, if it is in the tree. */
@@ -431,13 +481,16 @@ export class SortedMap<V = undefined> {
   private insert(n: Node<V>, k: string, v: V): { added: boolean; split?: Node<V> } {
     if (n instanceof Leaf) {
       const i = n.find(k, false);
-      if (n.is(i, k)) {
+      if (found) {
         if (n.vals) n.vals[i] = v;
         return { added: false };
       }
-      n.insertAt(i, k, v);
+      n.insertAt(i, k, v, hasPrefix);
       if (n.n <= LEAF_MAX && (n.chars <= LEAF_CHARS || n.n < 2)) return { added: true };
-      return { added: true, split: n.splitHalf() };
+      // Split in half, or just after the new key when it is in the upper half: keys that come
+      // in order (a room's new messages) then leave full leaves behind them, not half-empty ones.
+      const at = i >= n.n >>> 1 ? Math.min(i + 1, n.n - 1) : n.n >>> 1;
+      return { added: true, split: n.splitAt(at) };
     }
     let i = search(n.maxes, k, false);
     if (i === n.maxes.length) {
@@ -468,7 +521,7 @@ export class SortedMap<V = undefined> {
   private remove(n: Node<V>, k: string): boolean {
     if (n instanceof Leaf) {
       const i = n.find(k, false);
-      if (!n.is(i, k)) return false;
+      if (!found) return false;
       n.removeAt(i);
       return true;
     }
@@ -601,6 +654,27 @@ export class SortedMap<V = undefined> {
         if (i >= keys.length) return;
         walk(kid);
       }
+    };
+    walk(this.root);
+  }
+
+  /** Sets k's value to v if it is `expected` now (no change to the tree's shape); returns whether it did. */
+  replace(k: string, expected: V, v: V): boolean {
+    const leaf = this.leafFor(k);
+    if (!leaf || !leaf.vals) return false;
+    const i = leaf.find(k, false);
+    if (!found || leaf.vals[i] !== expected) return false;
+    leaf.vals[i] = v;
+    return true;
+  }
+
+  /** Replaces every value by fn(value), in place. */
+  mapValues(fn: (value: V) => V): void {
+    const walk = (n: Node<V>): void => {
+      if (n instanceof Leaf) {
+        const vals = n.vals;
+        if (vals) for (let j = 0; j < vals.length; j++) vals[j] = fn(vals[j]);
+      } else for (const kid of n.kids) walk(kid);
     };
     walk(this.root);
   }

@@ -39,8 +39,9 @@ export interface Index {
 export interface RowChange {
   old: DatumObject | null;
   new: DatumObject | null;
-  /** the new row's text, set by Table.apply */
+  /** the new row's text, and the encoded primary key: set by Table.apply */
   text?: string;
+  key?: string;
 }
 
 /** Marks a row text that holds UTF-8 bytes (one a character) rather than ASCII JSON. */
@@ -68,7 +69,10 @@ export interface RowFile {
   read(offset: number): DatumObject;
 }
 
-/** A row's place: its text, or the offset of its text in the RowFile. */
+/**
+ * A row's place: its text; or, in the RowFile, the offset of its text in a snapshot (>= 0), or
+ * -1 - the offset of a row written after it, in its put record (the digits of its "n").
+ */
 export type RowRef = string | number;
 
 export class Table {
@@ -247,8 +251,20 @@ export class Table {
    * After a snapshot of `keys` whose places were `was` is written, the rows it holds are read
    * from it (at `now`), unless they changed meanwhile.
    */
-  relocate(keys: string[], was: RowRef[], now: ArrayLike<number>): void {
-    this.rows.remap(keys, (i, ref) => (ref === was[i] ? now[i] : ref));
+  relocate(keys: string[], was: RowRef[], now: ArrayLike<number>, from: number): void {
+    // A row kept as its text when the snapshot was taken may have been found in the file since:
+    // at an offset before `from`, so the same text.
+    this.rows.remap(keys, (i, ref) => (ref === was[i] || (typeof ref === 'number' && ref < 0 && -ref - 1 < from) ? now[i] : ref));
+  }
+
+  /** The rows written after a snapshot moved from `from` on in the old file to `to` on in the new. */
+  shiftTail(from: number, to: number): void {
+    this.rows.mapValues((ref) => (typeof ref === 'number' && ref < 0 && -ref - 1 >= from ? -(-ref - 1 - from + to) - 1 : ref));
+  }
+
+  /** A row's text was written to the file at `ref`: read it there from now on, unless it changed. */
+  settle(key: string, text: string, ref: number): void {
+    this.rows.replace(key, text, ref);
   }
 
   /**
@@ -263,6 +279,7 @@ export class Table {
         for (const idx of this.indexes.values()) for (const e of this.entriesOf(idx, ch.old, key)) idx.tree.delete(e);
       }
       const k = encodeKey(key);
+      ch.key = k;
       if (ch.new) {
         ch.text = rowText(ch.new);
         this.rows.set(k, ch.text);
@@ -291,8 +308,11 @@ export class Table {
     this.announced = this.announced.then(() => shown).then(tell, () => undefined);
   }
 
-  /** Sets a row without telling feeds (a replayed write, or a system table's row); indexes follow. */
-  load(key: Datum, row: DatumObject | null): void {
+  /**
+   * Sets a row without telling feeds (a replayed write, or a system table's row); indexes
+   * follow. `ref`: where the file holds the row, instead of keeping its text.
+   */
+  load(key: Datum, row: DatumObject | null, ref?: number): void {
     const k = encodeKey(key);
     if (this.indexes.size > 0) {
       const ref = this.rows.get(k);
@@ -302,7 +322,7 @@ export class Table {
         if (row) for (const e of this.entriesOf(idx, row, key)) idx.tree.set(e);
       }
     }
-    if (row) this.rows.set(k, rowText(row));
+    if (row) this.rows.set(k, ref ?? rowText(row));
     else this.rows.delete(k);
   }
 }
