@@ -20,7 +20,7 @@ export interface ReqlServerOptions {
   unkind?: UnkindOptions;
   /** tests only: every log write reaches the disk this many ms late */
   slowDiskMs?: number;
-  /** tests only: writes after the last snapshot before the log is compacted (default 100,000) */
+  /** tests only: writes after the last snapshot before the log is compacted (default 50,000) */
   compactMinRows?: number;
 }
 

@@ -7,8 +7,8 @@
 // sorted keys at once, and a row's text stays in the file (Table's RowFile) until it is read.
 // What was written after the snapshot (the tail) is replayed record by record; its rows too
 // stay in the file (a put record says how long its row is, "n", so it can be read there). Compactions
-// come when the tail holds an eighth as many writes as there are live rows (and at least
-// compactMinRows), so a restart replays at most that many.
+// come when the tail holds a sixteenth as many writes as there are live rows (and at least
+// compactMinRows), so a restart replays about that many (more if writes outran a compaction).
 //
 // Blobs (after the log's 00 byte), integers little-endian, keys and texts as latin1 bytes:
 //   rows:    01, u16 + table id, u32 count, then per row u16 + encoded primary key, u32 + text
@@ -43,7 +43,7 @@ export interface CatalogOptions {
   /** Compiles a stored index function into a key extractor (the engine knows ReQL; storage does not). */
   compileIndex: (def: IndexDef) => KeyFn;
   onWarn?: (msg: string) => void;
-  /** row records written after the last snapshot before a compaction is considered (default 100,000) */
+  /** row records written after the last snapshot before a compaction is considered (default 50,000) */
   compactMinRows?: number;
   /** tests only: see LogOptions.slowDiskMs */
   slowDiskMs?: number;
@@ -274,8 +274,9 @@ export class Catalog {
     if (!log || this.compacting) return;
     let live = 0;
     for (const t of this.tables.values()) live += t.size;
-    // Small logs are left alone; beyond that the tail may hold an eighth of the live rows.
-    if (this.tailRows < (this.opts.compactMinRows ?? 100_000) || this.tailRows * 8 < live) return;
+    // Small logs are left alone; beyond that the tail may hold a sixteenth of the live rows
+    // (replaying a row costs some twenty times what loading it from a snapshot does).
+    if (this.tailRows < (this.opts.compactMinRows ?? 50_000) || this.tailRows * 16 < live) return;
     this.compacting = true;
     this.tailRows = 0;
     // The snapshot is taken synchronously, so writes after this point land after it in the new file.
