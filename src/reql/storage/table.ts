@@ -44,6 +44,9 @@ export interface RowChange {
   key?: string;
 }
 
+/** How many parsed rows a table keeps for reads (see Table.recent). */
+const RECENT_ROWS = 2048;
+
 /** Marks a row text that holds UTF-8 bytes (one a character) rather than ASCII JSON. */
 const UTF8 = '\x01';
 
@@ -104,9 +107,26 @@ export class Table {
     return typeof ref === 'string' ? parseRow(ref) : this.file!.read(ref);
   }
 
+  /**
+   * Rows read by key or through an index lately, parsed: a room's latest messages are read
+   * again and again. Rows are never changed in place (a write replaces the object), so
+   * readers may share one. A write drops its row from here.
+   */
+  private readonly recent = new Map<string, DatumObject>();
+
+  private rowOf(k: string, ref: RowRef): DatumObject {
+    const hit = this.recent.get(k);
+    if (hit) return hit;
+    const row = this.row(ref);
+    if (this.recent.size >= RECENT_ROWS) this.recent.delete(this.recent.keys().next().value!);
+    this.recent.set(k, row);
+    return row;
+  }
+
   get(key: Datum): DatumObject | undefined {
-    const ref = this.rows.get(encodeKey(key));
-    return ref === undefined ? undefined : this.row(ref);
+    const k = encodeKey(key);
+    const ref = this.rows.get(k);
+    return ref === undefined ? undefined : this.rowOf(k, ref);
   }
 
   *scan(desc = false): Iterable<DatumObject> {
@@ -152,7 +172,7 @@ export class Table {
         pk = entry.slice(end);
       }
       const ref = this.rows.get(pk);
-      if (ref !== undefined) yield [end, entry, this.row(ref)];
+      if (ref !== undefined) yield [end, entry, this.rowOf(pk, ref)];
     }
   }
 
@@ -234,6 +254,7 @@ export class Table {
   /** Replaces every row (from a snapshot): encoded primary keys, each with its place. */
   loadRows(rows: SortedMap<RowRef>): void {
     this.rows = rows;
+    this.recent.clear();
   }
 
   /** The rows as they are now, in key order: what a snapshot writes. */
@@ -283,9 +304,11 @@ export class Table {
       if (ch.new) {
         ch.text = rowText(ch.new);
         this.rows.set(k, ch.text);
+        this.recent.delete(k);
         for (const idx of this.indexes.values()) for (const e of this.entriesOf(idx, ch.new, key)) idx.tree.set(e);
       } else {
         this.rows.delete(k);
+        this.recent.delete(k);
       }
     }
     return ++this.version;
@@ -324,6 +347,7 @@ export class Table {
     }
     if (row) this.rows.set(k, ref ?? rowText(row));
     else this.rows.delete(k);
+    this.recent.delete(k);
   }
 }
 
