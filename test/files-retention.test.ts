@@ -156,14 +156,16 @@ t.test('a sweep killed after any write, then run again, leaves nothing behind', 
     let steps = 0;
     const s = await sweeper(`killed-${kill}`, {
       ahead: 10 * DAY,
-      ttlMs: 300,
+      // Long enough that making the next sweeper on a loaded machine does not outlast it
+      // (at 300 ms, CI under a load of 20 saw the lease expire before the check).
+      ttlMs: 2000,
       onStep: () => {
         if (++steps >= kill) throw new Killed(`killed after ${kill} writes`);
       },
     });
     // The previous holder died holding the lease: nothing until it expires.
     if (kill > 1) t.match(await s.sweep().catch((e: unknown) => e), { ran: false }, `round ${kill}: the dead holder's lease still stands`);
-    await sleep(400);
+    await sleep(2100);
     const outcome = await s.sweep().then(
       (res) => res,
       (e: unknown) => e,
