@@ -477,10 +477,13 @@ function isAlive(pid: number): boolean {
 const ROWS = 1;
 const ENTRIES = 2;
 const LEAVES = 3;
-/** Rows in one blob (about a megabyte of chat messages). */
-const ROWS_PER_BLOB = 2000;
-/** Index entries are cut into blobs of about this many bytes. */
-const BLOB_BYTES = 1 << 20;
+/**
+ * Rows in one blob (about a quarter of a megabyte of chat messages). A blob is made in one go
+ * between the writes of a compaction, so queries wait for it: about a millisecond.
+ */
+const ROWS_PER_BLOB = 500;
+/** Index leaves are cut into blobs of about this many bytes (the copier reads this much at once). */
+const BLOB_BYTES = 256 * 1024;
 
 /** How a put record says the length of its row, and where the row starts. */
 const N_FIELD = Buffer.from(',"n":', 'latin1');
