@@ -183,6 +183,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const conn = await r.connect({ ...server, user: db.address.user, password: db.address.password, silent: true });
     const stored = new Map<string, string[]>();
     try {
+      // A node restarted late (on a loaded machine) may still be making the table ready.
+      await r.db(db.dbName).table('messages').wait({ waitFor: 'ready_for_reads', timeout: 60 }).run(conn);
       for (const room of sentByRoom.keys()) {
         const rows: unknown = await r
           .db(db.dbName)
