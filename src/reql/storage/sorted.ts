@@ -176,14 +176,8 @@ class Leaf<V> {
 
   /** -1 when k sorts before every key of the leaf for its prefix, 1 after, 0 when it has the prefix. */
   private comparePrefix(k: string): number {
-    const b = this.buf;
-    const n = Math.min(this.p, k.length);
-    for (let i = 0; i < n; i++) {
-      const x = k.charCodeAt(i);
-      const y = b[i];
-      if (x !== y) return x < y ? -1 : 1;
-    }
-    return k.length < this.p ? -1 : 0;
+    if (k.startsWith(this.prefix)) return 0;
+    return k < this.prefix ? -1 : 1;
   }
 
   /** Compares k, past the prefix, with key i past it. */
