@@ -651,7 +651,7 @@ class LogRows implements RowFile {
   }
 
   /** The text at snapshot offset `offset` (its length, then its bytes): [buf, start, end]. */
-  private text(offset: number, buf: Buffer): [Buffer, number, number] {
+  private stored(offset: number, buf: Buffer): [Buffer, number, number] {
     let [b, n] = this.bytes(offset, 2048, buf);
     const len = b.readUInt32LE(0);
     if (4 + len > n) [b, n] = this.bytes(offset, 4 + len, b);
@@ -672,12 +672,23 @@ class LogRows implements RowFile {
     return [b, start, start + len];
   }
 
+  text(ref: number): string {
+    if (ref < 0) {
+      const [b, start, end] = this.put(-ref - 1, this.buf);
+      let ascii = true;
+      for (let i = start; i < end && ascii; i++) ascii = b[i] < 0x80;
+      return ascii ? b.toString('latin1', start, end) : '\x01' + b.toString('latin1', start, end);
+    }
+    const [b, start, end] = this.stored(ref, this.buf);
+    return b.toString('latin1', start, end);
+  }
+
   read(ref: number): DatumObject {
     if (ref < 0) {
       const [b, start, end] = this.put(-ref - 1, this.buf);
       return JSON.parse(b.toString('utf8', start, end)) as DatumObject;
     }
-    const [b, start, end] = this.text(ref, this.buf);
+    const [b, start, end] = this.stored(ref, this.buf);
     // ASCII JSON, or a marker and UTF-8 (see Table's rowText)
     return JSON.parse(b[start] === 1 ? b.toString('utf8', start + 1, end) : b.toString('latin1', start, end)) as DatumObject;
   }
@@ -705,7 +716,7 @@ class LogRows implements RowFile {
         winAt = ref;
         winLen = readSync(this.fdNow(), win, 0, win.length, ref);
         const len = win.readUInt32LE(0);
-        if (4 + len > winLen) return [...this.text(ref, Buffer.allocUnsafe(4 + len)), false]; // bigger than the window: on its own
+        if (4 + len > winLen) return [...this.stored(ref, Buffer.allocUnsafe(4 + len)), false]; // bigger than the window: on its own
       }
       const start = ref - winAt;
       return [win, start + 4, start + 4 + win.readUInt32LE(start), false];

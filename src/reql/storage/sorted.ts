@@ -675,7 +675,29 @@ export class SortedMap<V = undefined> {
 
   /** Keys only, in order (see entries). */
   *keys(from?: string, exclusive = false, desc = false): Generator<string> {
-    for (const [k] of this.entries(from, exclusive, desc)) yield k;
+    let bound = from;
+    let strict = exclusive;
+    for (;;) {
+      const version = this.version;
+      const found = desc ? this.seekDown(this.root, bound, strict) : this.seekUp(bound, strict);
+      if (!found) return;
+      const [leaf, start] = found;
+      let last: string | undefined;
+      if (!desc) {
+        for (let i = start; i < leaf.n; i++) {
+          yield (last = leaf.keyAt(i));
+          if (this.version !== version) break;
+        }
+      } else {
+        for (let i = start; i >= 0; i--) {
+          yield (last = leaf.keyAt(i));
+          if (this.version !== version) break;
+        }
+      }
+      if (last === undefined) return;
+      bound = last;
+      strict = true;
+    }
   }
 
   /** The leaf and position of the first key >= bound (> bound when strict). */

@@ -46,6 +46,8 @@ export interface RowChange {
 
 /** How many parsed rows a table keeps for reads (see Table.recent). */
 const RECENT_ROWS = 2048;
+/** How many bytes of row texts a table keeps for reads (see Table.texts): some 17,000 messages. */
+const TEXT_BYTES = 8 * 1024 * 1024;
 
 /** Marks a row text that holds UTF-8 bytes (one a character) rather than ASCII JSON. */
 const UTF8 = '\x01';
@@ -70,6 +72,8 @@ export function rowTextStart(text: string): number {
 /** Where rows of the last snapshot are read from (the log file): the row whose text is at an offset. */
 export interface RowFile {
   read(offset: number): DatumObject;
+  /** The row's text as Table keeps texts (see rowText). */
+  text(offset: number): string;
 }
 
 /**
@@ -114,10 +118,50 @@ export class Table {
    */
   private readonly recent = new Map<string, DatumObject>();
 
+  /**
+   * Texts of rows the file holds that were read or written lately, so that reading them again
+   * is not a read of the file (a system call each): a room's newest messages, mostly.
+   */
+  private readonly texts = new Map<string, string>();
+  private textBytes = 0;
+
+  private keepText(k: string, text: string): void {
+    const had = this.texts.get(k);
+    if (had !== undefined) {
+      this.texts.delete(k);
+      this.textBytes -= had.length;
+    }
+    this.texts.set(k, text);
+    this.textBytes += text.length;
+    while (this.textBytes > TEXT_BYTES) {
+      const [oldest, t] = this.texts.entries().next().value!;
+      this.texts.delete(oldest);
+      this.textBytes -= t.length;
+    }
+  }
+
+  private forget(k: string): void {
+    this.recent.delete(k);
+    const had = this.texts.get(k);
+    if (had !== undefined) {
+      this.texts.delete(k);
+      this.textBytes -= had.length;
+    }
+  }
+
   private rowOf(k: string, ref: RowRef): DatumObject {
     const hit = this.recent.get(k);
     if (hit) return hit;
-    const row = this.row(ref);
+    let row: DatumObject;
+    if (typeof ref === 'string') row = parseRow(ref);
+    else {
+      let text = this.texts.get(k);
+      if (text === undefined) {
+        text = this.file!.text(ref);
+        this.keepText(k, text);
+      }
+      row = parseRow(text);
+    }
     if (this.recent.size >= RECENT_ROWS) this.recent.delete(this.recent.keys().next().value!);
     this.recent.set(k, row);
     return row;
@@ -150,8 +194,8 @@ export class Table {
     }
   }
 
-  /** Index entries in the range, in index order: [where the value ends, entry, row]. */
-  private *entriesIn(name: string, lo: Key, hi: Key, loOpen: boolean, hiOpen: boolean, desc: boolean): Iterable<[number, string, DatumObject]> {
+  /** Index entries in the range, in index order, each with its row (the same array each time: read it at once). */
+  private *entriesIn(name: string, lo: Key, hi: Key, loOpen: boolean, hiOpen: boolean, desc: boolean): Generator<[string, DatumObject]> {
     const idx = this.indexes.get(name)!;
     // An entry is value + primary key: every entry of value v lies in [enc(v), enc(v) + AFTER).
     const l = encodeKey(lo);
@@ -159,26 +203,25 @@ export class Table {
     // (An entry that is the value alone is enc(v) itself.)
     const from = desc ? (hiOpen ? h : h + AFTER) : loOpen ? l + AFTER : l;
     const stop = desc ? (loOpen ? l + AFTER : l) : hiOpen ? h : h + AFTER;
+    const out: [string, DatumObject] = ['', {}];
     for (const entry of idx.tree.keys(from, desc && hiOpen, desc)) {
       if (desc ? entry < stop : entry >= stop) return;
       let pk: string;
-      let end: number;
       if (idx.keyLast) {
-        end = entry.length;
         const [a, b] = lastElement(entry);
         pk = entry.slice(a, b);
-      } else {
-        end = skipKey(entry, 0);
-        pk = entry.slice(end);
-      }
+      } else pk = entry.slice(skipKey(entry, 0));
       const ref = this.rows.get(pk);
-      if (ref !== undefined) yield [end, entry, this.rowOf(pk, ref)];
+      if (ref === undefined) continue;
+      out[0] = entry;
+      out[1] = this.rowOf(pk, ref);
+      yield out;
     }
   }
 
   /** Rows of the index entries in the range, in index order (a row once per entry). */
   *indexRows(name: string, lo: Key, hi: Key, loOpen: boolean, hiOpen: boolean, desc = false): Iterable<DatumObject> {
-    for (const [, , row] of this.entriesIn(name, lo, hi, loOpen, hiOpen, desc)) yield row;
+    for (const e of this.entriesIn(name, lo, hi, loOpen, hiOpen, desc)) yield e[1];
   }
 
   /**
@@ -186,7 +229,7 @@ export class Table {
    * entry, so a time comes in UTC and an object with sorted keys (equal in order, that is).
    */
   *indexRange(name: string, lo: Key, hi: Key, loOpen: boolean, hiOpen: boolean, desc = false): Iterable<[Key, DatumObject]> {
-    for (const [, entry, row] of this.entriesIn(name, lo, hi, loOpen, hiOpen, desc)) yield [decodeKey(entry, 0)[0], row];
+    for (const [entry, row] of this.entriesIn(name, lo, hi, loOpen, hiOpen, desc)) yield [decodeKey(entry, 0)[0], row];
   }
 
   *indexScan(name: string, desc = false): Iterable<[Key, DatumObject]> {
@@ -255,6 +298,8 @@ export class Table {
   loadRows(rows: SortedMap<RowRef>): void {
     this.rows = rows;
     this.recent.clear();
+    this.texts.clear();
+    this.textBytes = 0;
   }
 
   /** The rows as they are now, in key order: what a snapshot writes. */
@@ -285,7 +330,8 @@ export class Table {
 
   /** A row's text was written to the file at `ref`: read it there from now on, unless it changed. */
   settle(key: string, text: string, ref: number): void {
-    this.rows.replace(key, text, ref);
+    // Kept a while as a text still: what was just written is what is read next.
+    if (this.rows.replace(key, text, ref)) this.keepText(key, text);
   }
 
   /**
@@ -304,11 +350,11 @@ export class Table {
       if (ch.new) {
         ch.text = rowText(ch.new);
         this.rows.set(k, ch.text);
-        this.recent.delete(k);
+        this.forget(k);
         for (const idx of this.indexes.values()) for (const e of this.entriesOf(idx, ch.new, key)) idx.tree.set(e);
       } else {
         this.rows.delete(k);
-        this.recent.delete(k);
+        this.forget(k);
       }
     }
     return ++this.version;
@@ -347,7 +393,7 @@ export class Table {
     }
     if (row) this.rows.set(k, ref ?? rowText(row));
     else this.rows.delete(k);
-    this.recent.delete(k);
+    this.forget(k);
   }
 }
 

@@ -373,7 +373,14 @@ def(T.ORDER_BY, 1, Infinity, (c, t) => {
       } else yield* table.indexRange(name, lo, hi, loOpen, hiOpen, desc);
     };
     const iter = function* (): Iterable<Datum> {
-      for (const [, row] of pairs()) yield row;
+      if (isPk) {
+        for (const [, row] of pairs()) yield row;
+        return;
+      }
+      // Rows only: an index entry's value is read back only when it is needed (below).
+      const lo: Key = range ? range.lo : minv();
+      const hi: Key = range ? range.hi : maxv();
+      yield* table.indexRows(name, lo, hi, range ? range.loOpen : false, range ? range.hiOpen : false, desc);
     };
     const base = new Stream('TABLE_SLICE', iter, { table, feed: feed ?? { table, source: { kind: 'table' }, transforms: [] }, ordered: { index: name, desc }, between: src.opts.between });
     if (specs.length === 0) return base;
