@@ -4,7 +4,8 @@
 //   (1 in 20,000), a prefix (`deplo`: deployment, deploying, deployed, about 3 %) and a phrase
 //   ("release notes", about 0.5 %), at a tenth of the messages and at all of them;
 // - what the terms cost writes: rows inserted per second in batches, and one at a time (16 at
-//   once, as posts arrive), with the search fields and without them.
+//   once, as posts arrive), with the search fields and without them;
+// - on RethinkDB, the rows the database read per search (its stats), which load does not blur.
 // Messages are written straight into the database with the fields the store would give them
 // (src/search/stored.ts), timestamps spread over the past. Only 127.0.0.1 is contacted.
 import { randomUUID } from 'node:crypto';
@@ -29,7 +30,7 @@ export interface SearchBenchOptions {
 
 export interface SearchBenchResult {
   rooms: number;
-  sizes: Array<{ messages: number; fillSeconds: number; rowsPerSecond: number; queries: Array<{ name: string; query: string; hits: number; failed: number; ms: Summary }> }>;
+  sizes: Array<{ messages: number; fillSeconds: number; rowsPerSecond: number; queries: Array<{ name: string; query: string; hits: number; failed: number; ms: Summary; rowsRead?: number }> }>;
   writes: { batchRowsPerSecond: { with: number; without: number }; singleInsertsPerSecond: { with: number; without: number }; termsPerMessage: number };
 }
 
@@ -124,6 +125,18 @@ export async function searchPhase(db: Db, o: SearchBenchOptions): Promise<Search
     return { seconds: Math.round(seconds * 10) / 10, rowsPerSecond: Math.round((stored - from) / seconds) };
   }
 
+  /** The rows RethinkDB has read from the messages table (its stats table; none on the
+   *  embedded server): what a search costs the database, whatever else the machine runs. */
+  const rowsRead = async (): Promise<number | undefined> => {
+    try {
+      const stats = (await r.db('rethinkdb').table('stats').filter({ db: db.dbName, table: MESSAGES }).run(conn)) as Array<{ id: unknown[]; query_engine?: { read_docs_total?: number } }>;
+      const servers = stats.filter((x) => x.id[0] === 'table_server');
+      return servers.length === 0 ? undefined : servers.reduce((sum, x) => sum + (x.query_engine?.read_docs_total ?? 0), 0);
+    } catch {
+      return undefined;
+    }
+  };
+
   let dyno: Dyno | undefined;
   try {
     // The app's errors are echoed (LOG_LEVEL info: a line a request).
@@ -152,6 +165,7 @@ export async function searchPhase(db: Db, o: SearchBenchOptions): Promise<Search
         const s = new Samples();
         let hits = (await searchOnce(q.query)) ?? 0; // warm
         const before = failed;
+        const read0 = await rowsRead();
         for (let i = 0; i < o.samples; i++) {
           const t0 = performance.now();
           const n = await searchOnce(q.query);
@@ -160,7 +174,9 @@ export async function searchPhase(db: Db, o: SearchBenchOptions): Promise<Search
             hits = n;
           }
         }
-        queries.push({ name: q.name, query: q.query, hits, failed: failed - before, ms: roundSummary(summarize(s.values())) });
+        const read1 = await rowsRead();
+        const rowsPerSearch = read0 === undefined || read1 === undefined ? undefined : Math.round((read1 - read0) / o.samples);
+        queries.push({ name: q.name, query: q.query, hits, failed: failed - before, ms: roundSummary(summarize(s.values())), rowsRead: rowsPerSearch });
       }
       sizes.push({ messages: n, fillSeconds: fill.seconds, rowsPerSecond: fill.rowsPerSecond, queries });
     }
@@ -202,8 +218,8 @@ export async function searchPhase(db: Db, o: SearchBenchOptions): Promise<Search
 
 export function printSearch(s: SearchBenchResult): void {
   console.log(`\n== search: ${s.rooms} rooms, one process; GET /api/search, 20 results a page ==`);
-  const rows: Array<Array<string | number>> = [['query (ms)', 'messages', 'hits', 'failed', 'p50', 'p90', 'p99', 'max']];
-  for (const size of s.sizes) for (const q of size.queries) rows.push([`${q.name}: ${q.query}`, size.messages, q.hits, q.failed, q.ms.p50, q.ms.p90, q.ms.p99, q.ms.max]);
+  const rows: Array<Array<string | number>> = [['query (ms)', 'messages', 'hits', 'failed', 'p50', 'p90', 'p99', 'max', 'rows read']];
+  for (const size of s.sizes) for (const q of size.queries) rows.push([`${q.name}: ${q.query}`, size.messages, q.hits, q.failed, q.ms.p50, q.ms.p90, q.ms.p99, q.ms.max, q.rowsRead ?? '-']);
   console.log(table(rows));
   console.log(table([
     ['writes (rows/s)', 'with search fields', 'without'],
