@@ -7,7 +7,8 @@
 // replies, mentions and edits) with the secondary indexes a team chat declares on its
 // messages; --search adds the search fields and the multi index over them (src/search/text.ts,
 // about 39 index entries a message). restart_ms is from spawning the server on its data to the
-// first answered count. The load averages (/proc/loadavg) at the start and the end are printed:
+// first answered count; restart_tail_writes is how many row writes it replayed from the log after
+// the snapshot (the rest it loaded whole), restart_load_ms the server's own time to open its data. The load averages (/proc/loadavg) at the start and the end are printed:
 // on a shared machine every figure moves with them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,13 +42,20 @@ function pct(sorted: number[], p: number): number {
 const ms = (ns: bigint) => Number(ns) / 1e6;
 const now = () => process.hrtime.bigint();
 
-async function startServer(dir: string, port: number): Promise<ChildProcess> {
+/** Starts the server on dir; `loaded` is what it says it read there (its "loaded" line). */
+async function startServer(dir: string, port: number): Promise<{ child: ChildProcess; loaded: { rows: number; tail: number; logMiB: number; ms: number } }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/reql/cli.ts', '--port', String(port), '--data', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (b: Buffer) => b.toString().includes('serving') && resolve());
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('serving')) resolve();
+    });
     child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
-  return child;
+  const m = /loaded (\d+) rows from the snapshot and replayed (\d+) row writes after it \(log ([\d.]+) MiB\) in (\d+) ms/.exec(out);
+  if (!m) throw new Error(`the server did not say what it loaded: ${out}`);
+  return { child, loaded: { rows: Number(m[1]), tail: Number(m[2]), logMiB: Number(m[3]), ms: Number(m[4]) } };
 }
 
 /** CPU time (user + system) a process has used so far, in ms: restart cost less sensitive to a busy machine than wall time. */
@@ -137,7 +145,11 @@ async function reads(conn: Connection, prefix: string): Promise<void> {
 /** Starts a server on dir again: time to its first answer, its CPU time and RSS, and reads on it. */
 async function restart(dir: string, port: number): Promise<void> {
   const t0 = now();
-  const again = await startServer(dir, port);
+  const { child: again, loaded } = await startServer(dir, port);
+  results.restart_snapshot_rows = loaded.rows;
+  results.restart_tail_writes = loaded.tail;
+  results.restart_log_mib = loaded.logMiB;
+  results.restart_load_ms = loaded.ms;
   const c2 = await r.connect({ host: '127.0.0.1', port });
   try {
     const count = await r.db(DB).table('msgs').count().run(c2);
@@ -170,7 +182,7 @@ async function main(): Promise<void> {
     [host, serverPort] = [values.server.split(':')[0], Number(values.server.split(':')[1])];
   } else {
     dir = mkdtempSync(join(tmpdir(), 'reql-bench-'));
-    child = await startServer(dir, port);
+    child = (await startServer(dir, port)).child;
   }
   const conn: Connection = await r.connect({ host, port: serverPort });
   try {

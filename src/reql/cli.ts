@@ -52,6 +52,10 @@ const server = await startReqlServer({
 if (unkind.commitDelayMs > 0 || unkind.clockSkewMs > 0) {
   process.stderr.write(`reql: unkind mode: writes commit up to ${unkind.commitDelayMs} ms after r.now(), clocks skewed up to ±${unkind.clockSkewMs} ms per connection\n`);
 }
+if (!values['in-memory']) {
+  const { snapshotRows, tailWrites, logBytes, ms: took } = server.loaded;
+  process.stdout.write(`reql: loaded ${snapshotRows} rows from the snapshot and replayed ${tailWrites} row writes after it (log ${(logBytes / 2 ** 20).toFixed(1)} MiB) in ${took} ms\n`);
+}
 process.stdout.write(`reql: serving RethinkDB protocol on ${server.host}:${server.port}${values['in-memory'] ? ' (in memory)' : ` with data in ${values.data}`}\n`);
 
 let stopping = false;

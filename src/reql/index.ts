@@ -1,9 +1,10 @@
 // The embedded ReQL server: a RethinkDB-compatible server in-process, reached over the wire.
 // It knows nothing of the chat application.
 import { createEngine } from './engine/index.js';
+import type { LoadStats } from './storage/catalog.js';
 import { startWireServer, type UnkindOptions } from './wire/server.js';
 
-export type { UnkindOptions };
+export type { LoadStats, UnkindOptions };
 
 export interface ReqlServerOptions {
   /** 0 (default) picks a free port */
@@ -28,6 +29,8 @@ export interface ReqlServer {
   host: string;
   port: number;
   stats(): { connections: number; openFeeds: number };
+  /** what the server read from its data directory when it started */
+  loaded: LoadStats;
   /** tests only: every write fails for `ms` (as while a RethinkDB table has no primary) */
   refuseWrites(ms: number): void;
   close(): Promise<void>;
@@ -41,6 +44,7 @@ export async function startReqlServer(opts: ReqlServerOptions = {}): Promise<Req
     host: wire.host,
     port: wire.port,
     stats: () => ({ connections: wire.connectionCount(), openFeeds: engine.stats().openFeeds }),
+    loaded: engine.stats().loaded,
     refuseWrites: (ms) => wire.refuseWrites(ms),
     async close() {
       await wire.close();

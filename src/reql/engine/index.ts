@@ -7,7 +7,7 @@ import { Ctx, toDatum, valTypeName, type EngineState, type GlobalOpts } from './
 import { FeedHub, openFeed } from './feeds.js';
 import { buildOpTable } from './registry.js';
 import { parseTerm, type Term } from './term.js';
-import { Catalog } from '../storage/catalog.js';
+import { Catalog, type LoadStats } from '../storage/catalog.js';
 import type { IndexDef, KeyFn } from '../storage/table.js';
 import { T } from './termtypes.js';
 import { DbVal, Feed, Func, Grouped, Single, Stream, type Val } from './values.js';
@@ -25,7 +25,7 @@ export interface EngineOptions {
 }
 
 export interface EmbeddedEngine extends Engine {
-  stats(): { openFeeds: number; tables: number };
+  stats(): { openFeeds: number; tables: number; loaded: LoadStats };
   /** Tells the engine where clients reach it (for rethinkdb.server_status and discovery). */
   listening(host: string, port: number): void;
 }
@@ -187,7 +187,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<EmbeddedEn
       network.host = host;
       network.port = port;
     },
-    stats: () => ({ openFeeds: live.feeds.open.size, tables: catalog.tables.size }),
+    stats: () => ({ openFeeds: live.feeds.open.size, tables: catalog.tables.size, loaded: catalog.loaded }),
     async close() {
       live.feeds.closeAll();
       await catalog.close();

@@ -7,8 +7,11 @@
 // sorted keys at once, and a row's text stays in the file (Table's RowFile) until it is read.
 // What was written after the snapshot (the tail) is replayed record by record; its rows too
 // stay in the file (a put record says how long its row is, "n", so it can be read there). Compactions
-// come when the tail holds a sixteenth as many writes as there are live rows (and at least
-// compactMinRows), so a restart replays about that many (more if writes outran a compaction).
+// come when the tail holds a sixteenth as many writes as there are live rows, but at least
+// compactMinRows and at most MAX_TAIL_ROWS (replaying a write costs about twenty times what
+// loading a row from a snapshot does, so the tail is what a restart pays for). While one runs,
+// the old file's tail keeps growing; past compactMinRows more writes, they are acknowledged only
+// when it ends, so a restart never replays more than about MAX_TAIL_ROWS + compactMinRows.
 //
 // Blobs (after the log's 00 byte), integers little-endian, keys and texts as latin1 bytes:
 //   rows:    01, u16 + table id, u32 count, then per row u16 + encoded primary key, u32 + text
@@ -49,15 +52,31 @@ export interface CatalogOptions {
   slowDiskMs?: number;
 }
 
+/** What the last open read: a restart's cost follows the tail it replayed. */
+export interface LoadStats {
+  /** rows loaded from the snapshot's blobs */
+  snapshotRows: number;
+  /** row writes replayed from the log after the snapshot */
+  tailWrites: number;
+  /** the log file's size, bytes */
+  logBytes: number;
+  /** from opening the log to serving, ms */
+  ms: number;
+}
+
 export class Catalog {
   readonly dbs = new Map<string, { id: string; name: string }>();
   readonly tables = new Map<string, Table>();
   private log?: DurableLog;
   private lockFile?: string;
   private compacting = false;
+  /** resolves when the running compaction ends, whether or not it succeeded */
+  private compacted: Promise<void> = Promise.resolve();
   private closing = false;
   /** row records written after the last snapshot; compared with live rows to decide when to compact */
   private tailRows = 0;
+  /** what the open read (all zero without a data directory) */
+  loaded: LoadStats = { snapshotRows: 0, tailWrites: 0, logBytes: 0, ms: 0 };
   /** the log file, where tables read the rows of the last snapshot */
   private rowFile?: LogRows;
   /** a snapshot's table whose blobs are being read (restart) */
@@ -68,6 +87,7 @@ export class Catalog {
   static async open(opts: CatalogOptions): Promise<Catalog> {
     const cat = new Catalog(opts);
     if (opts.dataDir) {
+      const t0 = performance.now();
       cat.lockFile = await lockDataDir(opts.dataDir);
       const logOpts = { dir: opts.dataDir, slowDiskMs: opts.slowDiskMs };
       cat.rowFile = new LogRows(logPath(logOpts));
@@ -83,6 +103,7 @@ export class Catalog {
           table.addIndex(def, opts.compileIndex(def));
         }
       }
+      cat.loaded = { snapshotRows: cat.loaded.snapshotRows, tailWrites: cat.tailRows, logBytes: cat.log.size(), ms: Math.round(performance.now() - t0) };
     } else {
       cat.createDbNow('test');
     }
@@ -206,6 +227,7 @@ export class Catalog {
       const n = b.readUInt32LE(p);
       p += 4;
       if (!t) return;
+      this.loaded.snapshotRows += n;
       const bulk = this.bulkFor(t);
       for (let i = 0; i < n; i++) {
         const klen = b.readUInt16LE(p);
@@ -262,6 +284,10 @@ export class Catalog {
     }
   }
 
+  private minRows(): number {
+    return this.opts.compactMinRows ?? 50_000;
+  }
+
   private async write(records: LogRecord[], durability: Durability): Promise<void> {
     if (!this.log) return;
     const written = this.log.append(records, durability);
@@ -274,14 +300,12 @@ export class Catalog {
     if (!log || this.compacting) return;
     let live = 0;
     for (const t of this.tables.values()) live += t.size;
-    // Small logs are left alone; beyond that the tail may hold a sixteenth of the live rows
-    // (replaying a row costs some twenty times what loading it from a snapshot does).
-    if (this.tailRows < (this.opts.compactMinRows ?? 50_000) || this.tailRows * 16 < live) return;
+    if (this.tailRows < compactAt(live, this.minRows())) return;
     this.compacting = true;
     this.tailRows = 0;
     // The snapshot is taken synchronously, so writes after this point land after it in the new file.
     const { records, moved } = this.snapshot();
-    log
+    this.compacted = log
       .compact(records, moved)
       .catch((e: unknown) => this.opts.onWarn?.(`compaction failed, the log keeps growing: ${String(e)}`))
       .finally(() => {
@@ -430,6 +454,12 @@ export class Catalog {
     });
     this.maybeCompact();
     t.announce(changes, version, written);
+    // Writes that outrun a compaction wait for it (see the top of this file): at bulk-import
+    // rates, not a chat's.
+    if (this.compacting && this.tailRows > this.minRows()) {
+      const compacted = this.compacted;
+      return written.then(() => compacted);
+    }
     return written;
   }
 
@@ -472,6 +502,14 @@ function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** The most row writes after a snapshot before the next compaction, however many rows live. */
+export const MAX_TAIL_ROWS = 100_000;
+
+/** How many row writes after the last snapshot call for a compaction, with `live` rows. */
+export function compactAt(live: number, minRows: number): number {
+  return Math.min(Math.max(minRows, Math.ceil(live / 16)), Math.max(minRows, MAX_TAIL_ROWS));
 }
 
 const ROWS = 1;

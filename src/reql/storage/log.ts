@@ -22,7 +22,7 @@ export interface LogOptions {
   compactMinBytes?: number;
   /** shouldCompact() is true when the file is larger than ratio * live bytes; default 2 */
   compactRatio?: number;
-  /** tests only: each write reaches the file this many ms late, as on a slow disk */
+  /** tests only: each write (a group of appends, a compaction's blob) reaches the file this many ms late, as on a slow disk */
   slowDiskMs?: number;
 }
 
@@ -482,6 +482,7 @@ class Log implements DurableLog {
           pos += frame.length;
         }
         if (lazy) {
+          if (this.slowDiskMs > 0) await new Promise((res) => setTimeout(res, this.slowDiskMs));
           const payload = rec.make(pos + FRAME_HEAD);
           if (payload[0] !== 0) throw new Error('a snapshot blob must start with a 00 byte');
           const head = frameHead(payload);
