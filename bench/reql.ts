@@ -42,9 +42,20 @@ function pct(sorted: number[], p: number): number {
 const ms = (ns: bigint) => Number(ns) / 1e6;
 const now = () => process.hrtime.bigint();
 
+/**
+ * The server is started as `npm run db` starts it (package.json's "db": node, its flags and the
+ * compiled cli.js, which `npm run bench:reql` builds first), so its figures are that command's.
+ */
+const DB_ARGS = ((): string[] => {
+  const script = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts.db;
+  const [node, ...args] = script.split(/\s+/);
+  if (node !== 'node' || !args.some((a) => a.endsWith('cli.js'))) throw new Error(`package.json's db script is not "node ... cli.js": ${script}`);
+  return args;
+})();
+
 /** Starts the server on dir; `loaded` is what it says it read there (its "loaded" line). */
 async function startServer(dir: string, port: number): Promise<{ child: ChildProcess; loaded: { rows: number; tail: number; logMiB: number; ms: number } }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/reql/cli.ts', '--port', String(port), '--data', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...DB_ARGS, '--port', String(port), '--data', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (b: Buffer) => {
