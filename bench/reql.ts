@@ -7,9 +7,10 @@
 // replies, mentions and edits) with the secondary indexes a team chat declares on its
 // messages; --search adds the search fields and the multi index over them (src/search/text.ts,
 // about 39 index entries a message). restart_ms is from spawning the server on its data to the
-// first answered count; restart_tail_writes is how many row writes it replayed from the log after
-// the snapshot (the rest it loaded whole), restart_load_ms the server's own time to open its data. The load averages (/proc/loadavg) at the start and the end are printed:
-// on a shared machine every figure moves with them.
+// first answered count; restart_tail_writes is how many row writes it replayed from the log
+// after the snapshot (the rest it loaded whole), restart_load_ms the server's own time to open
+// its data. The load averages (/proc/loadavg) at the start and the end are printed: on a
+// shared machine every figure moves with them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
