@@ -93,7 +93,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
   // Retention runs on one process at a time: the one holding the lease.
   const retention = createRetention({ pool, db: config.dbName, files, rooms: roomStore, settings: () => accountStore.settings(), log, lease: createLease({ pool, db: config.dbName, name: 'retention', holder: randomUUID(), ttlMs: 120_000 }) });
   const heartbeat = createHeartbeat({ pool, db: config.dbName, log, everyMs: config.heartbeatMs, dyno: config.dyno, stats: () => ({ sockets: realtime?.connections() ?? 0, ...feeds.stats() }), embeddedDataDir: deps.embeddedDataDir });
-  const outbox = createOutbox({ pool, db: config.dbName, hooks, users: accountStore, access, posting, log, procId: `${heartbeat.id}/${process.pid}`, ...config.hooks, allowPrivate: async () => (await accountStore.settings()).allowPrivateHookTargets });
+  const outbox = createOutbox({ pool, db: config.dbName, hooks, users: accountStore, access, posting, log, procId: `${heartbeat.id}/${process.pid}`, ...config.hooks, allowPrivate: async () => (await accountStore.settings()).allowPrivateHookTargets, metrics });
   let server: Server | undefined;
   let metricsServer: Server | undefined;
   let realtime: Realtime | undefined;
@@ -143,7 +143,7 @@ export function createApp(config: AppConfig, deps: { log?: Logger; embeddedDataD
       let library = '';
       const rooms = roomsApi({ access, rooms: roomStore, users: accountStore, messages: store, posting, historyLimit: config.historyLimit, doc });
       const people = peopleApi({ accounts, users: accountStore, rooms: roomStore, doc });
-      const hooksHttp = { hooks, outbox, access, rooms: roomStore, users: accountStore, posting, limiter: limits.limiter, perMinute: config.hooks.incomingPerMinute, publicUrl: config.hooks.publicUrl, log, doc };
+      const hooksHttp = { hooks, outbox, access, rooms: roomStore, users: accountStore, posting, metrics, limiter: limits.limiter, perMinute: config.hooks.incomingPerMinute, publicUrl: config.hooks.publicUrl, log, doc };
       const integrations = [hooksApi(hooksHttp), tokensApi({ tokens, hooks, users: accountStore, doc })];
       const docs = docsApi({ doc });
       const status = statusApi({ read: () => readStatus(pool, config.dbName) });

@@ -94,6 +94,23 @@ t.test('every answer Slack gives', async (t) => {
   t.equal(await revoked.text(), 'invalid_token');
 });
 
+t.test('/metrics counts every post: stored or refused', async (t) => {
+  const counts = async () => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const of = (outcome: string) => Number(new RegExp(`^chat_webhook_deliveries_total\\{kind="incoming",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return { ok: of('ok'), failed: of('failed') };
+  };
+  const before = await counts();
+  t.ok(Number.isInteger(before.ok) && Number.isInteger(before.failed), 'both series are there');
+  t.equal((await postJson(hook.url, { text: 'counted 1' })).status, 200);
+  t.equal((await postJson(hook.url, { text: 'counted 2' })).status, 200);
+  t.equal((await postJson(hook.url, { text: '' })).status, 400, 'no_text');
+  t.equal((await post(hook.url, '{not json', 'application/json')).status, 400, 'a body that is not JSON');
+  t.equal((await postJson(`${url}/hooks/not-a-hook`, { text: 'x' })).status, 404, 'no_service');
+  const after = await counts();
+  t.same({ ok: after.ok - before.ok, failed: after.failed - before.failed }, { ok: 2, failed: 3 });
+});
+
 t.test('the channel override, limited to the rooms the hook may post to', async (t) => {
   for (const channel of ['#alerts', 'alerts', alerts]) {
     const res = await postJson(hook.url, { text: `to ${channel}`, channel });

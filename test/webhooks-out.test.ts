@@ -157,7 +157,17 @@ t.test('every message; bots and webhooks never start one', async (t) => {
   t.same(received.filter((x) => x.path === '/all').map((x) => x.fields.text), ['any message at all', 'and a person again']);
 });
 
+/** chat_webhook_deliveries_total{kind="outgoing"} by outcome, from the app's /metrics */
+async function outgoingCounts(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^chat_webhook_deliveries_total\{kind="outgoing",outcome="(\w+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
 t.test('retries with backoff on errors and timeouts; given up after the set tries', async (t) => {
+  const before = await outgoingCounts();
+  t.same(Object.keys(before).sort(), ['failed', 'gave_up', 'ok'], 'every outcome is a series of /metrics');
   const roomId = await newRoom(owner, 'flaky');
   await outgoing(owner, roomId, '/flaky');
   behaviour.set('/flaky', (n, rec, res) => {
@@ -192,6 +202,9 @@ t.test('retries with backoff on errors and timeouts; given up after the set trie
   t.match(down.lastError, /answered 500/);
   const failedList = (await owner.get('/api/hooks')).json<{ failed: Array<{ id: string; attempts: number }> }>().failed;
   t.ok(failedList.some((f) => f.id === down.id && f.attempts === 3) && failedList.some((f) => f.id === slow.id), 'both listed as failed');
+  const after = await outgoingCounts();
+  const delta = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
+  t.same(delta, { ok: 1, failed: 6, gave_up: 2 }, '/metrics counted one delivery done, six tries failed (two of each) and two given up on');
 });
 
 t.test('the admin page lists the hooks and the failed deliveries', async (t) => {

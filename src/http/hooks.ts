@@ -20,6 +20,7 @@ import type { Limiter, Rule } from './limits.js';
 import { logOf } from './request-log.js';
 import { HookInputError, hookUrl, newHook, type Hook, type Hooks } from '../integrations/hooks.js';
 import type { Outbox } from '../integrations/outbox.js';
+import { noMetrics, type Metrics } from '../ops/metrics.js';
 import { bodyOf, displayOf, incomingPayload, safeAttachments } from '../integrations/slack.js';
 
 export interface HooksHttpOptions {
@@ -29,6 +30,7 @@ export interface HooksHttpOptions {
   rooms: RoomStore;
   users: AccountStore;
   posting: Posting;
+  metrics?: Pick<Metrics, 'webhook'>;
   limiter: (rule: Rule) => Limiter;
   /** posts per minute per hook, unless the hook says */
   perMinute: number;
@@ -38,10 +40,16 @@ export interface HooksHttpOptions {
   doc: ApiDoc;
 }
 
-const slack = (res: Response, status: number, text: string) => void res.status(status).type('text/plain').send(text);
+const answer = (res: Response, status: number, text: string) => void res.status(status).type('text/plain').send(text);
 
 export function incomingHooks(opts: HooksHttpOptions): express.Router {
   const { hooks, access, rooms, users, posting } = opts;
+  const metrics = opts.metrics ?? noMetrics;
+  /** Slack's plain-text answer; every answer to a post is counted here, stored or refused. */
+  const slack = (res: Response, status: number, text: string) => {
+    metrics.webhook('incoming', status === 200 ? 'ok' : 'failed');
+    answer(res, status, text);
+  };
   const router = express.Router();
   const limiters = new Map<number, Limiter>();
   const limiterOf = (points: number) => {

@@ -19,6 +19,7 @@ import type { Access } from '../chat/access.js';
 import type { Message } from '../chat/message.js';
 import type { Posting } from '../chat/posting.js';
 import type { Pool } from '../db/pool.js';
+import { noMetrics, type Metrics } from '../ops/metrics.js';
 import { follow, type Feed, type Followed } from '../db/follow.js';
 import { OUTBOX } from '../db/schema.js';
 import type { Room } from '../rooms/schema.js';
@@ -65,6 +66,7 @@ export interface OutboxOptions {
   /** the workspace's setting, read for each delivery */
   allowPrivate: () => Promise<boolean>;
   now?: () => number;
+  metrics?: Pick<Metrics, 'webhook'>;
 }
 
 /** The first trigger word the message starts with ('' for a hook on every message), or
@@ -105,6 +107,7 @@ export interface Outbox {
 export function createOutbox(opts: OutboxOptions): Outbox {
   const { pool, db, hooks, users, access, posting, log, procId } = opts;
   const now = opts.now ?? Date.now;
+  const metrics = opts.metrics ?? noMetrics;
   const t = () => r.db(db).table(OUTBOX);
   // The lease outlasts a delivery's deadline and the reply's post; a process that dies holding
   // it delays its delivery by this much.
@@ -144,12 +147,14 @@ export function createOutbox(opts: OutboxOptions): Outbox {
     const last = row.attempts >= opts.maxAttempts;
     const wait = opts.backoffMs * 2 ** (row.attempts - 1);
     log.warn({ delivery: row.id, hook: row.hookId, attempt: row.attempts, reason, gaveUp: last }, 'outgoing webhook delivery failed');
+    metrics.webhook('outgoing', last ? 'gave_up' : 'failed');
     await settle(row.id, last ? { state: 'failed', claimedBy: null, claimUntil: 0, lastError: reason, doneAt: now() } : { nextAt: now() + wait, claimedBy: null, claimUntil: 0, lastError: reason });
   }
 
   async function deliver(row: OutboxRow): Promise<void> {
     const hook = await hooks.byId(row.hookId);
     if (!hook || hook.revoked || !hook.url) {
+      metrics.webhook('outgoing', 'gave_up');
       await settle(row.id, { state: 'failed', claimedBy: null, claimUntil: 0, lastError: 'the hook was revoked', doneAt: now() });
       return;
     }
@@ -184,6 +189,7 @@ export function createOutbox(opts: OutboxOptions): Outbox {
       const bot = await users.userById(hook.botId);
       const c = bot && !bot.disabled ? await access.check({ user: bot }, row.roomId, 'post') : undefined;
       if (!bot || !c?.ok) {
+        metrics.webhook('outgoing', 'gave_up');
         await settle(row.id, { state: 'failed', claimedBy: null, claimUntil: 0, lastError: `the hook's bot may not post here: ${c && !c.ok ? c.reason : 'no bot'}`, doneAt: now() });
         return;
       }
@@ -191,6 +197,7 @@ export function createOutbox(opts: OutboxOptions): Outbox {
       await posting.post(bot, c.room, { id: replyId, body: cleanText(text).slice(0, 2000) });
     }
     delivered++;
+    metrics.webhook('outgoing', 'ok');
     await settle(row.id, { state: 'done', claimedBy: null, claimUntil: 0, doneAt: now(), ...(replyId ? { replyId } : {}) });
   }
 

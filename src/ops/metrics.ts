@@ -6,6 +6,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export type LoginResult = 'ok' | 'failed' | 'rate_limited';
+/** incoming: a post stored (ok) or refused (failed); outgoing: a try that reached the target and
+ *  was settled (ok), one that failed and will be tried again (failed), or the last (gave_up) */
+export type WebhookOutcome = 'ok' | 'failed' | 'gave_up';
 
 export interface Metrics {
   /** a message was stored (not a resend of one already stored) */
@@ -20,6 +23,7 @@ export interface Metrics {
   /** a query answered (ok) or failed after this many ms */
   query(ms: number, ok: boolean): void;
   login(result: LoginResult): void;
+  webhook(kind: 'incoming' | 'outgoing', outcome: WebhookOutcome): void;
 }
 
 /** What the gauges read when scraped. */
@@ -43,6 +47,7 @@ export const noMetrics: Metrics = {
   feedReopened: () => undefined,
   query: () => undefined,
   login: () => undefined,
+  webhook: () => undefined,
 };
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -86,9 +91,17 @@ export function createMetrics(sources: MetricsSources): AppMetrics {
   const backfilled = new Counter({ name: 'chat_room_feed_backfilled_messages_total', help: 'Messages written while a room feed was down and delivered when it reopened.', registers });
   const queries = new Histogram({ name: 'chat_db_query_duration_seconds', help: 'Database queries of this process, from sent to answered (or failed); a changefeed until it opens.', labelNames: ['outcome'], buckets: QUERY_BUCKETS, registers });
   const logins = new Counter({ name: 'chat_logins_total', help: 'Log-in attempts: ok, failed (unknown name, wrong password or disabled account) and rate_limited.', labelNames: ['result'], registers });
+  const webhooks = new Counter({
+    name: 'chat_webhook_deliveries_total',
+    help: 'Webhooks: incoming posts stored (ok) or refused (failed); outgoing deliveries done (ok), tries failed and to be retried (failed), and deliveries given up on (gave_up).',
+    labelNames: ['kind', 'outcome'],
+    registers,
+  });
   // Every series of a labelled counter exists from the start (a rate over "no series" is no rate).
   for (const result of ['ok', 'failed', 'rate_limited']) logins.inc({ result }, 0);
   for (const outcome of ['backfilled', 'restarted']) reopens.inc({ outcome }, 0);
+  for (const outcome of ['ok', 'failed']) webhooks.inc({ kind: 'incoming', outcome }, 0);
+  for (const outcome of ['ok', 'failed', 'gave_up']) webhooks.inc({ kind: 'outgoing', outcome }, 0);
 
   return {
     messageStored: () => stored.inc(),
@@ -102,6 +115,7 @@ export function createMetrics(sources: MetricsSources): AppMetrics {
     },
     query: (ms, ok) => queries.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000),
     login: (result) => logins.inc({ result }),
+    webhook: (kind, outcome) => webhooks.inc({ kind, outcome }),
     async scrape() {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
