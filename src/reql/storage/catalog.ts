@@ -246,8 +246,9 @@ export class Catalog {
         const prefix = b.readUInt32LE(p + 2);
         const used = b.readUInt32LE(p + 6);
         p += 10;
-        const starts: number[] = [];
-        for (let k = 0; k < keys; k++, p += 4) starts.push(b.readUInt32LE(p));
+        // Of exactly this length (an array grown by push keeps room for more): a leaf each.
+        const starts = new Array<number>(keys);
+        for (let k = 0; k < keys; k++, p += 4) starts[k] = b.readUInt32LE(p);
         idx.leaves.push(leafOfDump(b, p, prefix, used, starts));
         p += used;
       }

@@ -109,11 +109,11 @@ class Leaf<V> {
     const buf = bulkBuffer(size);
     for (let j = 0; j < p; j++) buf[j] = src[first + j];
     let at = p;
-    const own: number[] = [];
+    const own = new Array<number>(n); // of exactly this length, as a leaf built at once stays
     for (let i = 0; i < n; i++) {
       const s = starts[i] + p;
       const e = ends[i];
-      own.push(at);
+      own[i] = at;
       if (e - s > 256) at += src.copy(buf, at, s, e);
       else for (let j = s; j < e; j++) buf[at++] = src[j];
     }
@@ -815,7 +815,8 @@ export class SortedBuilder<V = undefined> {
     const src = this.src;
     if (this.starts.length === 0 || !src) return;
     const n = this.starts.length;
-    const leaf = Leaf.ofRanges(src, this.starts, this.ends, this.vals);
+    // The values copied to an array of exactly their number (one grown by push keeps room).
+    const leaf = Leaf.ofRanges(src, this.starts, this.ends, this.vals?.slice());
     if (!leaf || (this.last.length > 0 && !after(src, this.starts[0], this.ends[0], this.last, 0, this.last.length))) {
       this.loose = this.all();
       return;
