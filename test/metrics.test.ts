@@ -10,7 +10,7 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { createApp } from '../src/server.js';
 import { createLogger, errorLine } from '../src/ops/log.js';
 import { hashMetricsToken, isLoopback, mayScrape } from '../src/http/metrics.js';
-import { Agent } from './fixtures/http.js';
+import { Agent, seriesValue as value } from './fixtures/http.js';
 import { clientFor, sleep, startDb, type TestDb } from './fixtures/chat.js';
 
 /** Every log line of the apps of this file, parsed. */
@@ -31,13 +31,6 @@ async function start(t: Test, db: TestDb, env: Record<string, string> = {}) {
   return { app, port, metricsPort, url: `http://127.0.0.1:${port}` };
 }
 
-/** The value of one series in a scrape: `name` or `name{a="b"}`. */
-function value(text: string, series: string): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
-  }
-  return undefined;
-}
 
 async function scrape(url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Headers }> {
   const res = await fetch(`${url}/metrics`, { headers });

@@ -8,7 +8,7 @@ import t from 'tap';
 import { runAdmin } from './fixtures/admin.js';
 import { IncomingWebhook } from '@slack/webhook';
 import { r } from 'rethinkdb-ts';
-import { Agent } from './fixtures/http.js';
+import { Agent, scrapeSeries } from './fixtures/http.js';
 import { findChromium, signedInPage } from './fixtures/browser.js';
 import { startApp, startDb } from './fixtures/chat.js';
 
@@ -95,11 +95,8 @@ t.test('every answer Slack gives', async (t) => {
 });
 
 t.test('/metrics counts every post: stored or refused', async (t) => {
-  const counts = async () => {
-    const text = await (await fetch(`${url}/metrics`)).text();
-    const of = (outcome: string) => Number(new RegExp(`^chat_webhook_deliveries_total\\{kind="incoming",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
-    return { ok: of('ok'), failed: of('failed') };
-  };
+  const series = (outcome: string) => `chat_webhook_deliveries_total{kind="incoming",outcome="${outcome}"}`;
+  const counts = () => scrapeSeries(url, { ok: series('ok'), failed: series('failed') });
   const before = await counts();
   t.ok(Number.isInteger(before.ok) && Number.isInteger(before.failed), 'both series are there');
   t.equal((await postJson(hook.url, { text: 'counted 1' })).status, 200);

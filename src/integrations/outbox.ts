@@ -101,7 +101,6 @@ export interface Outbox {
   failed(limit: number): Promise<OutboxRow[]>;
   /** Tries to claim and deliver one row now (what the feed and the poll do). */
   kick(id: string): Promise<void>;
-  stats(): { delivered: number; failedTries: number; inFlight: number };
 }
 
 export function createOutbox(opts: OutboxOptions): Outbox {
@@ -116,8 +115,6 @@ export function createOutbox(opts: OutboxOptions): Outbox {
   let stopped = true;
   let poller: NodeJS.Timeout | undefined;
   let feed: Followed | undefined;
-  let delivered = 0;
-  let failedTries = 0;
 
   async function claim(id: string): Promise<OutboxRow | undefined> {
     const at = now();
@@ -143,7 +140,6 @@ export function createOutbox(opts: OutboxOptions): Outbox {
   }
 
   async function fail(row: OutboxRow, reason: string): Promise<void> {
-    failedTries++;
     const last = row.attempts >= opts.maxAttempts;
     const wait = opts.backoffMs * 2 ** (row.attempts - 1);
     log.warn({ delivery: row.id, hook: row.hookId, attempt: row.attempts, reason, gaveUp: last }, 'outgoing webhook delivery failed');
@@ -196,7 +192,6 @@ export function createOutbox(opts: OutboxOptions): Outbox {
       replyId = replyIdOf(row.id);
       await posting.post(bot, c.room, { id: replyId, body: cleanText(text).slice(0, 2000) });
     }
-    delivered++;
     metrics.webhook('outgoing', 'ok');
     await settle(row.id, { state: 'done', claimedBy: null, claimUntil: 0, doneAt: now(), ...(replyId ? { replyId } : {}) });
   }
@@ -297,6 +292,5 @@ export function createOutbox(opts: OutboxOptions): Outbox {
       const raw: unknown[] = await pool.run(t().between(['failed', r.minval], ['failed', r.maxval], { index: 'state_next' }));
       return raw.map((x) => outboxRow.parse(x)).sort((a, b) => (b.doneAt ?? 0) - (a.doneAt ?? 0)).slice(0, limit);
     },
-    stats: () => ({ delivered, failedTries, inFlight: inFlight.size }),
   };
 }

@@ -69,9 +69,8 @@ export class Catalog {
   readonly tables = new Map<string, Table>();
   private log?: DurableLog;
   private lockFile?: string;
-  private compacting = false;
-  /** resolves when the running compaction ends, whether or not it succeeded */
-  private compacted: Promise<void> = Promise.resolve();
+  /** the running compaction, until it ends (whether or not it succeeded) */
+  private compaction?: Promise<void>;
   private closing = false;
   /** row records written after the last snapshot; compared with live rows to decide when to compact */
   private tailRows = 0;
@@ -298,19 +297,18 @@ export class Catalog {
 
   private maybeCompact(): void {
     const log = this.log;
-    if (!log || this.compacting) return;
+    if (!log || this.compaction) return;
     let live = 0;
     for (const t of this.tables.values()) live += t.size;
     if (this.tailRows < compactAt(live, this.minRows())) return;
-    this.compacting = true;
     this.tailRows = 0;
     // The snapshot is taken synchronously, so writes after this point land after it in the new file.
     const { records, moved } = this.snapshot();
-    this.compacted = log
+    this.compaction = log
       .compact(records, moved)
       .catch((e: unknown) => this.opts.onWarn?.(`compaction failed, the log keeps growing: ${String(e)}`))
       .finally(() => {
-        this.compacting = false;
+        this.compaction = undefined;
         // Writes made while it ran may already call for the next one.
         if (!this.closing) this.maybeCompact();
       });
@@ -457,10 +455,8 @@ export class Catalog {
     t.announce(changes, version, written);
     // Writes that outrun a compaction wait for it (see the top of this file): at bulk-import
     // rates, not a chat's.
-    if (this.compacting && this.tailRows > this.minRows()) {
-      const compacted = this.compacted;
-      return written.then(() => compacted);
-    }
+    const compaction = this.compaction;
+    if (compaction && this.tailRows > this.minRows()) return written.then(() => compaction);
     return written;
   }
 
